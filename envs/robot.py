@@ -19,7 +19,10 @@ WHEEL_RADIUS_M = 0.17775
 TRACK_M = 0.5708  # distance between the left and right wheel centres
 V_MAX = 1.0  # m/s forward speed at action[0] = 1
 W_MAX = 2.0  # rad/s yaw rate at action[1] = 1 (counter-clockwise positive)
-TORQUE_LIMIT_NM = 20.0  # per wheel, at motor gain 1
+TORQUE_LIMIT_NM = 30.0  # per wheel, at motor gain 1
+# Skid-steer tyres scrub sideways in every turn; with equal friction along and across the
+# tread the chassis hardly turns, so the sideways coefficient is this fraction of the zone's.
+LATERAL_FRICTION_RATIO = 0.3
 CHASSIS_LINK = 0  # base_link; the URDF's root is base_footprint, at ground level
 CHASSIS_MASS_KG = 33.455
 WHEEL_NAMES = ("front_left", "front_right", "rear_left", "rear_right")
@@ -60,7 +63,9 @@ class Husky:
         self.drag = np.zeros(4)
         self._inertia0 = np.array(p.getDynamicsInfo(self.body, CHASSIS_LINK, physicsClientId=client)[2])
         for j in WHEEL_JOINTS:
-            p.changeDynamics(self.body, j, rollingFriction=0.0, spinningFriction=0.0, physicsClientId=client)
+            p.changeDynamics(self.body, j, rollingFriction=0.0, spinningFriction=0.0,
+                             anisotropicFriction=[1.0, LATERAL_FRICTION_RATIO, 1.0],  # wheel link y = axle
+                             physicsClientId=client)
 
     # --- actuation -------------------------------------------------------------------
     def command(self, action: np.ndarray) -> None:

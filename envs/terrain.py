@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from types import MappingProxyType
+from envs.frozen import FrozenMap
 
 import numpy as np
 from envs.quiet import pybullet as p
@@ -144,7 +144,7 @@ class Terrain:
         grid[0, :] = grid[-1, :] = grid[:, 0] = grid[:, -1] = True  # walls, or the edge that ends the episode
         friction, drag = self.zone_friction_drag(gx, gy)
         maps = {
-            "obstacle_map": MappingProxyType(
+            "obstacle_map": FrozenMap(
                 {"grid": grid, "resolution_m": MAP_RES_M, "origin_xy": (float(xs[0]), float(ys[0]))}),
             "friction_map": (friction * self.friction_scale).astype(np.float32),
             "drag_map": drag.astype(np.float32),
@@ -156,7 +156,7 @@ class Terrain:
     # --- building it in PyBullet -----------------------------------------------------
     def build(self, client: int, visuals: bool) -> tuple[int, list[int]]:
         """Creates the ground, walls and obstacles; returns (ground id, obstacle and wall ids)."""
-        ground = self._build_ground(client)
+        ground = self._build_ground(client, visuals)
         solid = [self._build_obstacle(client, ob) for ob in self.obstacles]
         if self.scenario.arena.walls:
             solid += self._build_walls(client)
@@ -164,10 +164,16 @@ class Terrain:
             self._draw_surfaces(client)
         return ground, solid
 
-    def _build_ground(self, client: int) -> int:
+    def _build_ground(self, client: int, visuals: bool) -> int:
         if self.heights is None:
             shape = p.createCollisionShape(p.GEOM_PLANE, physicsClientId=client)
-            ground = p.createMultiBody(0, shape, physicsClientId=client)
+            vis = -1
+            if visuals:  # a finite slab: TinyRenderer draws the default infinite plane slowly
+                sx, sy = self.scenario.arena.size_m
+                vis = p.createVisualShape(p.GEOM_BOX, halfExtents=[sx / 2 + MARGIN_M, sy / 2 + MARGIN_M, 0.001],
+                                          visualFramePosition=[0, 0, -0.001], rgbaColor=[0.55, 0.6, 0.5, 1],
+                                          physicsClientId=client)
+            ground = p.createMultiBody(0, shape, vis, physicsClientId=client)
         else:
             ny, nx = self.heights.shape
             shape = p.createCollisionShape(

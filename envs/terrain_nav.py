@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import time
-from types import MappingProxyType
+from envs.frozen import FrozenMap
 from typing import Any, Optional
 
 import gymnasium as gym
@@ -255,7 +255,7 @@ class TerrainNavEnv(gym.Env):
             "termination": termination,
             "events": list(self.events_log),
             # Read-only: the maps are shared by every info of the episode (arrays flagged read-only).
-            "privileged": MappingProxyType({
+            "privileged": FrozenMap({
                 "pose": np.array([self.pos[0], self.pos[1], self.yaw]),
                 "velocity": np.array([self.lin_vel[0], self.lin_vel[1], self.ang_vel[2]]),
                 "wheel_friction": self.wheel_friction.copy(),
@@ -283,7 +283,7 @@ class TerrainNavEnv(gym.Env):
         view = p.computeViewMatrixFromYawPitchRoll(target, 5.0, math.degrees(self.yaw) - 90, -35, 0, 2,
                                                    physicsClientId=self.client)
         proj = p.computeProjectionMatrixFOV(60, w / h, 0.1, 60, physicsClientId=self.client)
-        img = p.getCameraImage(w, h, view, proj, renderer=p.ER_TINY_RENDERER, flags=p.ER_NO_SEGMENTATION_MASK,
+        img = p.getCameraImage(w, h, view, proj, renderer=p.ER_TINY_RENDERER, shadow=0,
                                physicsClientId=self.client)
         return np.asarray(img[2], dtype=np.uint8).reshape(h, w, 4)[:, :, :3].copy()
 

@@ -1,0 +1,463 @@
+"""Read and check scenario YAML (format version 1, see SCENARIOS.md) into `model.Scenario`.
+
+The walker is table-driven: each level of the file is a `_fields(...)` spec that maps a key
+to a reader, and a reader checks one YAML value and converts it. Checks that span fields
+(events within the time limit, start and goal inside the arena and clear of obstacles) run
+on the built Scenario. The first problem found raises ScenarioError, one line:
+`<file>: <field path>: <reason>`.
+
+Lengths are metres, angles degrees, times seconds.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import operator
+import re
+from typing import Any, Callable, Optional
+
+import yaml
+
+from .model import (
+    Arena, BoxObstacle, Circle, CylinderObstacle, Event, EventSet, Goal, GoalRandomize, Hill,
+    MotorGain, MotorGainRandomize, Pose, RandomObstacles, Randomize, Rect, RobotSpec, Scenario,
+    Range, Sensors, SensorNoise, StartRandomize, Surface,
+)
+
+FORMAT_VERSION = 1
+# Half the Husky's footprint diagonal (~0.99 x 0.67 m): the chassis centre can get no closer
+# than this to a wall or an obstacle, so start and goal must keep this much clearance.
+ROBOT_HALF_FOOTPRINT_M = 0.6
+MOTOR_GAIN_MAX = 1.5
+
+
+class ScenarioError(ValueError):
+    """A scenario that cannot be honoured. str() is one line: `<file>: <field path>: <reason>`.
+
+    `field` is None for problems with the file as a whole (unknown name, unreadable file);
+    for YAML syntax errors it is `line N`.
+    """
+
+    def __init__(self, file: str, field: Optional[str], reason: str) -> None:
+        self.file, self.field, self.reason = file, field, reason
+        message = ": ".join(part for part in (file, field, reason) if part)
+        super().__init__(" ".join(message.splitlines()))
+
+    def __reduce__(self) -> tuple:  # picklable, so it crosses process (and Ray) boundaries intact
+        return type(self), (self.file, self.field, self.reason)
+
+
+class _Invalid(Exception):
+    """A problem at a field path, raised inside the walker; `parse` adds the file name."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(path, reason)
+        self.path, self.reason = path, reason
+
+
+# ---------------------------------------------------------------- YAML with line numbers
+
+class _StrictLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that rejects duplicate keys (plain YAML silently keeps the last one)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, (str, int, float)):
+                continue  # unhashable keys are left to SafeLoader's own error
+            if key in seen:
+                raise _Invalid(f"line {key_node.start_mark.line + 1}", f"duplicate key {key!r}")
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def _load_yaml(text: str) -> Any:
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        problem = e.problem or e.context or "cannot parse"
+        if mark is None:
+            raise _Invalid("", f"malformed YAML: {problem}") from None
+        where = f"column {mark.column + 1}"
+        if e.context and e.context_mark and e.context_mark.line != mark.line:
+            where += f"; {e.context} that starts on line {e.context_mark.line + 1}"
+        raise _Invalid(f"line {mark.line + 1}", f"malformed YAML: {problem} ({where})") from None
+    except yaml.YAMLError as e:
+        raise _Invalid("", f"malformed YAML: {e}") from None
+
+
+# ---------------------------------------------------------------- readers: (value, path) -> value
+
+Reader = Callable[[Any, str], Any]
+
+_BOUNDS = {"ge": (">=", operator.ge), "gt": (">", operator.gt),
+           "le": ("<=", operator.le), "lt": ("<", operator.lt)}
+
+
+def _num(x: float) -> str:
+    """A number as the user would write it: 2 not 2.0, -0.2 as is."""
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e15 else repr(x)
+
+
+def _describe(v: Any) -> str:
+    """How a YAML value reads in a message: `string '60s'`, `boolean true`, `a list of 3`."""
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return f"boolean {str(v).lower()}"
+    if isinstance(v, (int, float)):
+        return f"number {_num(v)}"
+    if isinstance(v, str):
+        if re.fullmatch(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+", v.strip()):
+            # PyYAML (YAML 1.1) reads 1e-3 as text; only 1.0e-3 is a float.
+            return f"string {v!r} (write exponents with a dot, e.g. 1.0e-3)"
+        return f"string {v!r}"
+    if isinstance(v, list):
+        return f"a list of {len(v)}"
+    if isinstance(v, dict):
+        return "a mapping"
+    return type(v).__name__
+
+
+def _bounds_text(bounds: dict[str, float]) -> str:
+    lo = next((("[" if k == "ge" else "(", bounds[k]) for k in ("ge", "gt") if k in bounds), None)
+    hi = next((("]" if k == "le" else ")", bounds[k]) for k in ("le", "lt") if k in bounds), None)
+    if lo and hi:
+        return f"in {lo[0]}{_num(lo[1])}, {_num(hi[1])}{hi[0]}"
+    key = next(iter(bounds))
+    return f"{_BOUNDS[key][0]} {_num(bounds[key])}"
+
+
+def _number(integer: bool = False, **bounds: float) -> Reader:
+    """A number (an int, or a float unless `integer`; never a bool) within bounds ge/gt/le/lt."""
+    kinds = int if integer else (int, float)
+
+    def read(v: Any, path: str) -> Any:
+        if isinstance(v, bool) or not isinstance(v, kinds):
+            raise _Invalid(path, f"must be {'an integer' if integer else 'a number'}, got {_describe(v)}")
+        if not math.isfinite(v):
+            raise _Invalid(path, f"must be a finite number, got {v}")
+        if not all(_BOUNDS[k][1](v, limit) for k, limit in bounds.items()):
+            raise _Invalid(path, f"must be {_bounds_text(bounds)}, got {_num(v)}")
+        return v if integer else float(v)
+
+    return read
+
+
+def _text(pattern: Optional[str] = None, choices: tuple[str, ...] = ()) -> Reader:
+    def read(v: Any, path: str) -> str:
+        if not isinstance(v, str):
+            raise _Invalid(path, f"must be a string, got {_describe(v)}")
+        if pattern and not re.fullmatch(pattern, v):
+            raise _Invalid(path, f"must match {pattern} (lowercase letters, digits, '-'), got {v!r}")
+        if choices and v not in choices:
+            raise _Invalid(path, f"must be one of {', '.join(choices)}, got {v!r}")
+        return v
+
+    return read
+
+
+def _flag(v: Any, path: str) -> bool:
+    if not isinstance(v, bool):
+        raise _Invalid(path, f"must be true or false, got {_describe(v)}")
+    return v
+
+
+def _vector(n: int, **bounds: float) -> Reader:
+    """A list of exactly n numbers, each within bounds; returned as a tuple of floats."""
+    item = _number(**bounds)
+
+    def read(v: Any, path: str) -> tuple[float, ...]:
+        if not isinstance(v, list) or len(v) != n:
+            raise _Invalid(path, f"must be a list of {n} numbers, got {_describe(v)}")
+        return tuple(item(x, f"{path}[{i}]") for i, x in enumerate(v))
+
+    return read
+
+
+def _range(**bounds: float) -> Reader:
+    """A uniform draw [lo, hi] with lo <= hi."""
+    pair = _vector(2, **bounds)
+
+    def read(v: Any, path: str) -> tuple[float, float]:
+        lo, hi = pair(v, path)
+        if lo > hi:
+            raise _Invalid(path, f"must be [lo, hi] with lo <= hi, got [{_num(lo)}, {_num(hi)}]")
+        return lo, hi
+
+    return read
+
+
+def _list(item: Reader) -> Reader:
+    """A list (null reads as empty, so every entry may be commented out)."""
+    def read(v: Any, path: str) -> tuple:
+        if v is None:
+            return ()
+        if not isinstance(v, list):
+            raise _Invalid(path, f"must be a list, got {_describe(v)}")
+        return tuple(item(x, f"{path}[{i}]") for i, x in enumerate(v))
+
+    return read
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _fields(build: Callable[..., Any], spec: dict[str, Reader], required: tuple[str, ...] = (),
+            one_of: tuple[str, ...] = (), nonempty: bool = False) -> Reader:
+    """A mapping whose keys come from `spec`; calls build(**read values) (absent keys are not passed).
+
+    required: keys that must be present; one_of: keys of which exactly one must be present;
+    nonempty: at least one key must be present. null reads as an empty mapping.
+    """
+    def read(v: Any, path: str) -> Any:
+        v = {} if v is None else v
+        if not isinstance(v, dict):
+            raise _Invalid(path, f"must be a mapping, got {_describe(v)}")
+        for key in v:
+            if key not in spec:
+                close = difflib.get_close_matches(str(key), list(spec), n=1)
+                hint = f"did you mean '{close[0]}'?" if close else f"expected one of: {', '.join(spec)}"
+                raise _Invalid(_join(path, str(key)), f"unknown field ({hint})")
+        missing = [k for k in required if k not in v]
+        if missing:
+            raise _Invalid(_join(path, missing[0]), "missing required field")
+        present = [k for k in one_of if k in v]
+        if one_of and len(present) != 1:
+            got = " and ".join(present) or "none"
+            raise _Invalid(path, f"needs exactly one of {', '.join(one_of)}, got {got}")
+        if nonempty and not v:
+            raise _Invalid(path, f"must set at least one of {', '.join(spec)}")
+        return build(**{k: spec[k](x, _join(path, k)) for k, x in v.items()})
+
+    return read
+
+
+def _the_one(**kw: Any) -> Any:
+    """build for a one_of mapping such as {rect: ...} or {box: ...}: the single read value."""
+    return next(iter(kw.values()))
+
+
+def _make_surface(rect: Optional[Rect] = None, circle: Optional[Circle] = None, name: str = "",
+                  **kw: Any) -> Surface:
+    return Surface(name=name, shape=rect or circle, **kw)
+
+
+def _make_scenario(obstacles: tuple = ((), None), **kw: Any) -> Scenario:
+    fixed, random = obstacles
+    return Scenario(obstacles=fixed, random_obstacles=random, **kw)
+
+
+# ---------------------------------------------------------------- the format, level by level
+
+_any = _number()
+_positive = _number(gt=0)
+_nonneg = _number(ge=0)
+_gain = _number(ge=0, le=MOTOR_GAIN_MAX)
+_xy = _vector(2)
+
+_rect = _fields(Rect, {"center": _xy, "size": _vector(2, gt=0), "yaw_deg": _any},
+                required=("center", "size"))
+_circle = _fields(Circle, {"center": _xy, "radius_m": _positive}, required=("center", "radius_m"))
+_shape = _fields(_the_one, {"rect": _rect, "circle": _circle}, one_of=("rect", "circle"))
+
+_hill = _fields(Hill, {"center": _xy, "radius_m": _positive, "height_m": _any},
+                required=("center", "radius_m", "height_m"))
+_arena = _fields(Arena, {"size_m": _vector(2, gt=0), "walls": _flag, "roughness_m": _nonneg,
+                         "hills": _list(_hill)}, required=("size_m",))
+_pose = _fields(Pose, {"x": _any, "y": _any, "yaw_deg": _any}, required=("x", "y"))
+_robot = _fields(RobotSpec, {"start": _pose, "payload_kg": _nonneg}, required=("start",))
+_goal = _fields(Goal, {"x": _any, "y": _any, "radius_m": _positive}, required=("x", "y"))
+
+_surface = _fields(_make_surface, {"name": _text(), "rect": _rect, "circle": _circle,
+                                   "friction": _nonneg, "drag": _number(ge=0, lt=1)},
+                   one_of=("rect", "circle"))
+
+_box = _fields(BoxObstacle, {"center": _xy, "size": _vector(3, gt=0), "yaw_deg": _any},
+               required=("center", "size"))
+_cylinder = _fields(CylinderObstacle, {"center": _xy, "radius_m": _positive, "height_m": _positive},
+                    required=("center", "radius_m"))
+_random = _fields(RandomObstacles, {"count": _number(integer=True, ge=0), "min_size_m": _positive,
+                                    "max_size_m": _positive, "keep_clear_m": _nonneg},
+                  required=("count", "min_size_m", "max_size_m"))
+_obstacle = _fields(_the_one, {"box": _box, "cylinder": _cylinder, "random": _random},
+                    one_of=("box", "cylinder", "random"))
+
+
+def _obstacles(v: Any, path: str) -> tuple[tuple, Optional[RandomObstacles]]:
+    """`obstacles:` -> (fixed obstacles, RandomObstacles or None).
+
+    SCENARIOS.md draws `random:` as a key next to the `- ...` items of the list, which is not
+    valid YAML (a block list cannot also hold a mapping key). We read the evident intent as
+    one list item `- random: {count: 6, min_size_m: 0.3, ...}`; at most one such item.
+    """
+    items = _list(_obstacle)(v, path)
+    randoms = [i for i, o in enumerate(items) if isinstance(o, RandomObstacles)]
+    if len(randoms) > 1:
+        raise _Invalid(f"{path}[{randoms[1]}].random", "only one random entry is allowed")
+    for i in randoms:
+        if items[i].min_size_m > items[i].max_size_m:
+            raise _Invalid(f"{path}[{i}].random.max_size_m",
+                           f"must be >= min_size_m ({_num(items[i].min_size_m)}), got {_num(items[i].max_size_m)}")
+    fixed = tuple(o for o in items if not isinstance(o, RandomObstacles))
+    return fixed, (items[randoms[0]] if randoms else None)
+
+
+_event_set = _fields(EventSet, {
+    "motor_gain": _fields(MotorGain, {"left": _gain, "right": _gain}, nonempty=True),
+    "payload_kg": _nonneg,
+    "friction_scale": _nonneg,
+}, nonempty=True)
+_event = _fields(Event, {"at_time_s": _nonneg, "at_distance_m": _nonneg, "on_enter": _shape,
+                         "set": _event_set},
+                 required=("set",), one_of=("at_time_s", "at_distance_m", "on_enter"))
+
+_randomize = _fields(Randomize, {
+    "start": _fields(StartRandomize, {"x": _range(), "y": _range(), "yaw_deg": _range()}),
+    "goal": _fields(GoalRandomize, {"x": _range(), "y": _range()}),
+    "friction_scale": _range(ge=0),
+    "payload_kg": _range(ge=0),
+    "motor_gain": _fields(MotorGainRandomize, {"left": _range(ge=0, le=MOTOR_GAIN_MAX),
+                                               "right": _range(ge=0, le=MOTOR_GAIN_MAX)}),
+    "event_time_jitter_s": _nonneg,
+})
+_sensors = _fields(Sensors, {"noise": _fields(SensorNoise, {"lidar_m": _nonneg, "imu": _nonneg,
+                                                            "odometry": _nonneg})})
+
+_scenario = _fields(_make_scenario, {
+    "version": _number(integer=True),
+    "name": _text(pattern=r"[a-z0-9-]+"),
+    "description": _text(),
+    "split": _text(choices=("train", "eval")),
+    "time_limit_s": _positive,
+    "arena": _arena,
+    "robot": _robot,
+    "goal": _goal,
+    "surfaces": _list(_surface),
+    "obstacles": _obstacles,
+    "events": _list(_event),
+    "randomize": _randomize,
+    "sensors": _sensors,
+}, required=("version", "name", "arena", "robot", "goal"))
+
+
+# ---------------------------------------------------------------- checks across fields
+
+def _rect_gap(a: tuple, b: tuple) -> float:
+    """Distance in metres between two rotated rectangles (cx, cy, half_x, half_y, yaw_deg).
+
+    Half sizes may be 0 (a point or a segment). 0 when they overlap (separating-axis test);
+    otherwise the nearest vertex-to-rectangle distance, exact for convex shapes.
+    """
+    def corners(r: tuple) -> list[tuple[float, float]]:
+        cx, cy, hx, hy, yaw = r
+        c, s = math.cos(math.radians(yaw)), math.sin(math.radians(yaw))
+        return [(cx + c * u - s * v, cy + s * u + c * v) for u in (-hx, hx) for v in (-hy, hy)]
+
+    def point_gap(p: tuple[float, float], r: tuple) -> float:
+        cx, cy, hx, hy, yaw = r
+        c, s = math.cos(math.radians(yaw)), math.sin(math.radians(yaw))
+        dx, dy = p[0] - cx, p[1] - cy
+        u, v = c * dx + s * dy, -s * dx + c * dy
+        return math.hypot(max(abs(u) - hx, 0.0), max(abs(v) - hy, 0.0))
+
+    ca, cb = corners(a), corners(b)
+    for yaw in (a[4], a[4] + 90, b[4], b[4] + 90):
+        n = (math.cos(math.radians(yaw)), math.sin(math.radians(yaw)))
+        pa = [n[0] * x + n[1] * y for x, y in ca]
+        pb = [n[0] * x + n[1] * y for x, y in cb]
+        if max(pa) < min(pb) or max(pb) < min(pa):
+            return min(min(point_gap(p, b) for p in ca), min(point_gap(p, a) for p in cb))
+    return 0.0
+
+
+def _obstacle_gap(region: tuple, ob: Any) -> float:
+    """Clearance in metres between a rectangle region and an obstacle's footprint."""
+    if isinstance(ob, BoxObstacle):
+        return _rect_gap(region, (*ob.center, ob.size[0] / 2, ob.size[1] / 2, ob.yaw_deg))
+    return max(0.0, _rect_gap(region, (*ob.center, 0.0, 0.0, 0.0)) - ob.radius_m)
+
+
+def _check_events(sc: Scenario) -> None:
+    for i, ev in enumerate(sc.events):
+        if ev.at_time_s is not None and ev.at_time_s >= sc.time_limit_s:
+            raise _Invalid(f"events[{i}].at_time_s",
+                           f"must be < time_limit_s ({_num(sc.time_limit_s)}), got {_num(ev.at_time_s)}")
+
+
+def _places(sc: Scenario) -> list[tuple[str, str, Range, Range, float]]:
+    """Where the robot may start and the goal may lie: (field path, "start"|"goal", x span, y span,
+    margin from the arena edge). A fixed pose is a span of zero width; randomize ranges add spans."""
+    start, goal, rnd = sc.robot.start, sc.goal, sc.randomize
+    goal_margin = max(ROBOT_HALF_FOOTPRINT_M, goal.radius_m)  # the whole goal circle lies in the arena
+    places = [("robot.start", "start", (start.x, start.x), (start.y, start.y), ROBOT_HALF_FOOTPRINT_M),
+              ("goal", "goal", (goal.x, goal.x), (goal.y, goal.y), goal_margin)]
+    if rnd.start.x or rnd.start.y:
+        places.append(("randomize.start", "start", rnd.start.x or (start.x, start.x),
+                       rnd.start.y or (start.y, start.y), ROBOT_HALF_FOOTPRINT_M))
+    if rnd.goal.x or rnd.goal.y:
+        places.append(("randomize.goal", "goal", rnd.goal.x or (goal.x, goal.x),
+                       rnd.goal.y or (goal.y, goal.y), goal_margin))
+    return places
+
+
+def _check_placement(sc: Scenario) -> None:
+    """Start and goal (and their randomize ranges) inside the arena and clear of fixed obstacles."""
+    m = ROBOT_HALF_FOOTPRINT_M
+    for path, what, xs, ys, margin in _places(sc):
+        is_range = path.startswith("randomize.")
+        for axis, (lo, hi), size in (("x", xs, sc.arena.size_m[0]), ("y", ys, sc.arena.size_m[1])):
+            inner = size / 2 - margin
+            if lo < -inner or hi > inner:
+                got = f"[{_num(lo)}, {_num(hi)}] reaches" if is_range else f"{_num(lo)} is"
+                why = f"{_num(margin)} m" + (" (its radius_m)" if margin > m else "")
+                raise _Invalid(f"{path}.{axis}", f"{got} outside the arena: the {what} must be at least "
+                                                 f"{why} inside the edge, i.e. {axis} in [{_num(-inner)}, {_num(inner)}]")
+        region = ((xs[0] + xs[1]) / 2, (ys[0] + ys[1]) / 2, (xs[1] - xs[0]) / 2, (ys[1] - ys[0]) / 2, 0.0)
+        for i, ob in enumerate(sc.obstacles):
+            gap = _obstacle_gap(region, ob)
+            if gap < m:
+                where = (f"x in [{_num(xs[0])}, {_num(xs[1])}], y in [{_num(ys[0])}, {_num(ys[1])}]" if is_range
+                         else f"({_num(xs[0])}, {_num(ys[0])})")
+                rel = ("overlaps" if is_range else "is inside") if gap == 0 else f"is {gap:.2f} m from"
+                kind = "box" if isinstance(ob, BoxObstacle) else "cylinder"
+                raise _Invalid(path, f"{where} {rel} obstacles[{i}] ({kind} at ({_num(ob.center[0])}, "
+                                     f"{_num(ob.center[1])})); the {what} must keep {_num(m)} m clear")
+
+
+# ---------------------------------------------------------------- entry points
+
+def from_dict(data: Any, source: str = "<scenario>") -> Scenario:
+    """Validate an already-parsed YAML tree; `source` names the file in messages."""
+    try:
+        if data is None:
+            raise _Invalid("", "the file is empty")
+        if not isinstance(data, dict):
+            raise _Invalid("", f"must be a mapping of fields at the top level, got {_describe(data)}")
+        # The version comes first: a newer file may use fields this reader does not know.
+        if "version" not in data:
+            raise _Invalid("version", "missing required field")
+        version = _number(integer=True)(data["version"], "version")
+        if version != FORMAT_VERSION:
+            raise _Invalid("version", f"unsupported version {version} (this navctl reads version {FORMAT_VERSION})")
+        sc = _scenario(data, "")
+        _check_events(sc)
+        _check_placement(sc)
+    except _Invalid as e:
+        raise ScenarioError(source, e.path or None, e.reason) from None
+    return dataclasses.replace(sc, source=source)
+
+
+def parse(text: str, source: str = "<scenario>") -> Scenario:
+    """Parse and validate scenario YAML text; `source` names the file in messages."""
+    try:
+        data = _load_yaml(text)
+    except _Invalid as e:
+        raise ScenarioError(source, e.path or None, e.reason) from None
+    return from_dict(data, source)
