@@ -111,7 +111,7 @@ def _describe(v: Any) -> str:
     if isinstance(v, bool):
         return f"boolean {str(v).lower()}"
     if isinstance(v, (int, float)):
-        return f"number {_num(v)}"
+        return f"number {v!r}"
     if isinstance(v, str):
         if re.fullmatch(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+", v.strip()):
             # PyYAML (YAML 1.1) reads 1e-3 as text; only 1.0e-3 is a float.
@@ -149,12 +149,13 @@ def _number(integer: bool = False, **bounds: float) -> Reader:
     return read
 
 
-def _text(pattern: Optional[str] = None, choices: tuple[str, ...] = ()) -> Reader:
+def _text(pattern: Optional[str] = None, pattern_hint: str = "", choices: tuple[str, ...] = ()) -> Reader:
+    """A string, optionally matching `pattern` (explained by `pattern_hint`) or one of `choices`."""
     def read(v: Any, path: str) -> str:
         if not isinstance(v, str):
             raise _Invalid(path, f"must be a string, got {_describe(v)}")
         if pattern and not re.fullmatch(pattern, v):
-            raise _Invalid(path, f"must match {pattern} (lowercase letters, digits, '-'), got {v!r}")
+            raise _Invalid(path, f"must match {pattern} ({pattern_hint}), got {v!r}")
         if choices and v not in choices:
             raise _Invalid(path, f"must be one of {', '.join(choices)}, got {v!r}")
         return v
@@ -245,8 +246,9 @@ def _the_one(**kw: Any) -> Any:
 
 
 def _make_surface(rect: Optional[Rect] = None, circle: Optional[Circle] = None, name: str = "",
-                  **kw: Any) -> Surface:
-    return Surface(name=name, shape=rect or circle, **kw)
+                  friction: float = 1.0, **kw: Any) -> Surface:
+    # friction defaults to the ground's own 1.0, so a zone may set only drag (mud on firm soil)
+    return Surface(name=name, shape=rect or circle, friction=friction, **kw)
 
 
 def _make_scenario(obstacles: tuple = ((), None), **kw: Any) -> Scenario:
@@ -332,7 +334,7 @@ _sensors = _fields(Sensors, {"noise": _fields(SensorNoise, {"lidar_m": _nonneg, 
 
 _scenario = _fields(_make_scenario, {
     "version": _number(integer=True),
-    "name": _text(pattern=r"[a-z0-9-]+"),
+    "name": _text(pattern=r"[a-z0-9-]+", pattern_hint="lowercase letters, digits, '-'"),
     "description": _text(),
     "split": _text(choices=("train", "eval")),
     "time_limit_s": _positive,
@@ -417,8 +419,9 @@ def _check_placement(sc: Scenario) -> None:
             if lo < -inner or hi > inner:
                 got = f"[{_num(lo)}, {_num(hi)}] reaches" if is_range else f"{_num(lo)} is"
                 why = f"{_num(margin)} m" + (" (its radius_m)" if margin > m else "")
-                raise _Invalid(f"{path}.{axis}", f"{got} outside the arena: the {what} must be at least "
-                                                 f"{why} inside the edge, i.e. {axis} in [{_num(-inner)}, {_num(inner)}]")
+                raise _Invalid(f"{path}.{axis}",
+                               f"{got} outside the arena: the {what} must be at least {why} inside the edge, "
+                               f"i.e. {axis} in [{_num(-inner)}, {_num(inner)}]")
         region = ((xs[0] + xs[1]) / 2, (ys[0] + ys[1]) / 2, (xs[1] - xs[0]) / 2, (ys[1] - ys[0]) / 2, 0.0)
         for i, ob in enumerate(sc.obstacles):
             gap = _obstacle_gap(region, ob)
