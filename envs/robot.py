@@ -61,6 +61,7 @@ class Husky:
         self.motor_gain = np.ones(2)
         self.payload_kg = 0.0
         self.drag = np.zeros(4)
+        self._last_command: tuple = ()
         self._inertia0 = np.array(p.getDynamicsInfo(self.body, CHASSIS_LINK, physicsClientId=client)[2])
         for j in WHEEL_JOINTS:
             p.changeDynamics(self.body, j, rollingFriction=0.0, spinningFriction=0.0,
@@ -74,14 +75,13 @@ class Husky:
         g_left, g_right = float(self.motor_gain[0]), float(self.motor_gain[1])
         w_left, w_right = left * g_left / WHEEL_RADIUS_M, right * g_right / WHEEL_RADIUS_M
         keep = (1.0 - self.drag).tolist()  # FL, FR, RL, RR
-        p.setJointMotorControlArray(
-            self.body,
-            WHEEL_JOINTS,
-            p.VELOCITY_CONTROL,
-            targetVelocities=[w_left, w_right, w_left, w_right],
-            forces=[TORQUE_LIMIT_NM * g * k for g, k in zip((g_left, g_right, g_left, g_right), keep)],
-            physicsClientId=self.client,
-        )
+        targets = (w_left, w_right, w_left, w_right)
+        forces = tuple(TORQUE_LIMIT_NM * g * k for g, k in zip((g_left, g_right, g_left, g_right), keep))
+        if (targets, forces) == self._last_command:
+            return  # motors keep their targets between calls; re-sending them slows the next steps
+        self._last_command = (targets, forces)
+        p.setJointMotorControlArray(self.body, WHEEL_JOINTS, p.VELOCITY_CONTROL, targetVelocities=targets,
+                                    forces=forces, physicsClientId=self.client)
 
     def set_wheel_friction(self, friction: np.ndarray) -> None:
         """Wheel-ground friction coefficient per wheel (the ground's own coefficient is 1)."""

@@ -50,7 +50,7 @@ class Lidar:
         """Ranges in metres from the chassis centre, ray k at k * 360/LIDAR_RAYS degrees CCW."""
         hits = p.rayTestBatch(self._starts, self._ends, parentObjectUniqueId=self.body, parentLinkIndex=-1,
                               physicsClientId=self.client)
-        frac = np.fromiter((h[2] for h in hits), float, LIDAR_RAYS)  # 1.0 where nothing was hit
+        frac = np.array([h[2] for h in hits])  # 1.0 where nothing was hit
         return LIDAR_START_M + frac * (LIDAR_RANGE_M - LIDAR_START_M)
 
 

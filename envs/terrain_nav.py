@@ -125,6 +125,7 @@ class TerrainNavEnv(gym.Env):
         self.shortest_path_length = max(0.0, length - sc.goal.radius_m)
 
         self.prev_action = np.zeros(2)
+        self.wheel_friction = np.full(4, math.nan)
         self._update_wheel_contact_zones(start, yaw)
         self.robot.command(self.prev_action)
         for _ in range(SETTLE_STEPS):
@@ -133,7 +134,7 @@ class TerrainNavEnv(gym.Env):
         self.path_length = 0.0
         self.events_log: list[dict[str, Any]] = []
         self._read_state()
-        self.distance = float(np.linalg.norm(self.goal - self.pos[:2]))
+        self.distance = math.hypot(self.goal[0] - self.pos[0], self.goal[1] - self.pos[1])
         self._last_frame_time = time.perf_counter()
         return self._observe(), self._info(collision=False, termination=None)
 
@@ -144,11 +145,10 @@ class TerrainNavEnv(gym.Env):
         a = np.asarray(action, dtype=np.float64).reshape(-1)
         if a.shape != (2,):
             raise ValueError(f"action must have 2 components (forward, yaw rate), got shape {np.shape(action)}")
-        bad = np.flatnonzero(~np.isfinite(a))
-        if bad.size:
-            i = int(bad[0])
+        if not np.isfinite(a).all():
+            i = int(np.flatnonzero(~np.isfinite(a))[0])
             raise ValueError(f"action[{i}] ({('forward', 'yaw rate')[i]}) is {a[i]}: actions must be finite")
-        a = np.clip(a, -1.0, 1.0)
+        a = np.minimum(np.maximum(a, -1.0), 1.0)
 
         self._update_wheel_contact_zones(self.pos, self.yaw)
         self.robot.command(a)
@@ -156,16 +156,18 @@ class TerrainNavEnv(gym.Env):
         for _ in range(self.substeps):
             p.stepSimulation(physicsClientId=c)
         self.time_s += self.dt
-        old_xy = self.pos[:2]
+        x0, y0 = self.pos[0], self.pos[1]
         self._read_state()
-        self.path_length += float(np.hypot(*(self.pos[:2] - old_xy)))
+        x, y = self.pos[0], self.pos[1]
+        self.path_length += math.hypot(x - x0, y - y0)
         self.prev_action = a
-        for i in self.schedule.due(self.time_s, self.path_length, self.pos[0], self.pos[1]):
+        for i in self.schedule.due(self.time_s, self.path_length, x, y):
             self._fire(i)
 
-        collision = any(cp[2] in self.solid for cp in p.getContactPoints(bodyA=self.robot.body, physicsClientId=c))
+        solid = self.solid
+        collision = any(cp[2] in solid for cp in p.getContactPoints(bodyA=self.robot.body, physicsClientId=c))
         old_distance = self.distance
-        self.distance = float(np.linalg.norm(self.goal - self.pos[:2]))
+        self.distance = math.hypot(self.goal[0] - x, self.goal[1] - y)
         termination = self._termination()
         reward = old_distance - self.distance - 0.01 - (0.5 if collision else 0.0)
         if termination == "success":
@@ -177,7 +179,7 @@ class TerrainNavEnv(gym.Env):
             termination = "time_limit"
         if self.render_mode == "human":
             self._follow_in_gui()
-        return (self._observe(), float(reward), termination not in (None, "time_limit"), truncated,
+        return (self._observe(), reward, termination not in (None, "time_limit"), truncated,
                 self._info(collision, termination))
 
     def _update_wheel_contact_zones(self, pos: np.ndarray, yaw: float) -> None:
@@ -185,12 +187,13 @@ class TerrainNavEnv(gym.Env):
         if self.scenario.surfaces:
             xy = self.robot.wheel_xy(pos, yaw)
             ix, iy = self._map_index(xy)
-            friction = self.maps["friction_map"][iy, ix].astype(np.float64)
+            self.wheel_friction = self.maps["friction_map"][iy, ix].astype(np.float64)
             self.robot.drag = self.maps["drag_map"][iy, ix].astype(np.float64)
+        elif self.wheel_friction[0] != self.friction_scale:  # one zone everywhere: only events change it
+            self.wheel_friction = np.full(4, self.friction_scale)
         else:
-            friction = np.full(4, self.friction_scale)
-        self.wheel_friction = friction
-        self.robot.set_wheel_friction(friction)
+            return
+        self.robot.set_wheel_friction(self.wheel_friction)
 
     def _map_index(self, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Map cell (ix, iy) of world points, clipped to the arena."""
@@ -258,8 +261,8 @@ class TerrainNavEnv(gym.Env):
             "privileged": FrozenMap({
                 "pose": np.array([self.pos[0], self.pos[1], self.yaw]),
                 "velocity": np.array([self.lin_vel[0], self.lin_vel[1], self.ang_vel[2]]),
-                "wheel_friction": self.wheel_friction.copy(),
-                "wheel_drag": self.robot.drag.copy(),
+                "wheel_friction": self.wheel_friction,  # replaced, never changed in place
+                "wheel_drag": self.robot.drag,  # likewise
                 "motor_gain": self.robot.motor_gain.copy(),
                 "payload_kg": self.robot.payload_kg,
                 "friction_scale": self.friction_scale,
