@@ -54,8 +54,8 @@ def _student(job: EpisodeJob):
         import torch
 
         student = policies.build(job.policy_config)
-        student.load_state_dict({k: torch.from_numpy(v) for k, v in job.weights.items()})
-        student.eval()
+        student.net.load_state_dict({k: torch.from_numpy(v) for k, v in job.weights.items()})
+        student.net.eval()
         _STUDENT.update(id=job.weights_id, policy=student)
     return _STUDENT["policy"]
 

@@ -34,7 +34,7 @@ import numpy as np
 
 from navctl.dagger import Collector, EpisodeData, EpisodeJob
 from navctl.errors import UsageError
-from navctl.io import atomic_write_json, atomic_write_text
+from navctl.io import atomic_path, atomic_write_json, atomic_write_text
 from navctl.train_config import load_config, scenario_names
 
 CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "policies" / "checkpoints"
@@ -85,8 +85,9 @@ def fit(policy, episodes: list[EpisodeData], optim_cfg: dict, mirrored: bool, se
     seqs = _sequences(episodes, mirrored)
     dt = 1.0 / 20  # s, the env's control period
     b, chunk = optim_cfg["batch_episodes"], optim_cfg["chunk_steps"]
-    opt = torch.optim.Adam(policy.parameters(), lr=optim_cfg["lr"])
-    policy.train()
+    net = policy.net
+    opt = torch.optim.Adam(net.parameters(), lr=optim_cfg["lr"])
+    net.train()
     epoch_loss = math.nan
     for epoch in range(optim_cfg["epochs"]):
         order = rng.permutation(len(seqs))
@@ -113,7 +114,7 @@ def fit(policy, episodes: list[EpisodeData], optim_cfg: dict, mirrored: bool, se
                 loss = (((pred - act_t[:, t0:t1]) ** 2).sum(-1) * m).sum() / m.sum().clamp(min=1.0)
                 opt.zero_grad()
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(policy.parameters(), optim_cfg["grad_clip"])
+                torch.nn.utils.clip_grad_norm_(net.parameters(), optim_cfg["grad_clip"])
                 opt.step()
                 state = tuple(s.detach() for s in state)
                 total += float(loss) * float(m.sum())
@@ -121,19 +122,23 @@ def fit(policy, episodes: list[EpisodeData], optim_cfg: dict, mirrored: bool, se
         epoch_loss = total / max(count, 1.0)
         if progress is not None:
             progress.set_postfix_str(f"epoch {epoch + 1}/{optim_cfg['epochs']} loss {epoch_loss:.4f}")
-    policy.eval()
+    net.eval()
     return epoch_loss
 
 
 def set_normalization(policy, episodes: list[EpisodeData], mirrored: bool) -> None:
     """Observation mean and std from data (std floored so constant inputs stay finite)."""
+    import torch
+
     obs = np.concatenate([s[0] for s in _sequences(episodes, mirrored)])
-    policy.set_obs_normalization(obs.mean(0), np.maximum(obs.std(0), 1e-2))
+    with torch.no_grad():
+        policy.net.obs_mean.copy_(torch.from_numpy(obs.mean(0)))
+        policy.net.obs_std.copy_(torch.from_numpy(np.maximum(obs.std(0), 1e-2)))
 
 
 # --- a run ----------------------------------------------------------------------------------
 def _weights(policy) -> dict[str, np.ndarray]:
-    return {k: v.detach().cpu().numpy().copy() for k, v in policy.state_dict().items()}
+    return {k: v.detach().cpu().numpy().copy() for k, v in policy.net.state_dict().items()}
 
 
 def _digest(weights: dict[str, np.ndarray]) -> str:
@@ -269,7 +274,8 @@ def train(config_path: str, out: Optional[str] = None, resume: bool = False, see
                 "val_spl": float(np.mean([e.spl for e in val])),
                 "seconds": time.perf_counter() - started,
             }
-            policies.save(policy, out_dir / "model.safetensors", metadata={"training_round": r})
+            with atomic_path(out_dir / "model.safetensors") as tmp:
+                policy.save(tmp)
             state["rounds"].append(row)
             state["rounds_done"] = r + 1
             state["wall_time_s"] += row["seconds"]
