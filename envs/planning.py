@@ -55,18 +55,6 @@ def path_length(path: Optional[np.ndarray]) -> float:
     return float(np.sum(np.hypot(np.diff(p[:, 0]), np.diff(p[:, 1]))))
 
 
-def world_to_cell(xy: Sequence[float], resolution_m: float, origin_xy: Sequence[float]) -> tuple[int, int]:
-    """(iy, ix) of the cell whose centre is nearest the world point (may be off the grid)."""
-    ix = int(round((float(xy[0]) - float(origin_xy[0])) / resolution_m))
-    iy = int(round((float(xy[1]) - float(origin_xy[1])) / resolution_m))
-    return iy, ix
-
-
-def cell_to_world(iy: int, ix: int, resolution_m: float, origin_xy: Sequence[float]) -> np.ndarray:
-    """World (x, y) in metres of the centre of cell [iy, ix]."""
-    return np.array([origin_xy[0] + ix * resolution_m, origin_xy[1] + iy * resolution_m])
-
-
 def segment_free(grid: np.ndarray, resolution_m: float, origin_xy: Sequence[float],
                  a_xy: Sequence[float], b_xy: Sequence[float]) -> bool:
     """True when the straight segment a→b (world metres) crosses no occupied cell.
@@ -202,6 +190,8 @@ def _string_pull(grid: np.ndarray, pts: np.ndarray) -> np.ndarray:
                 ok = mid
             else:
                 bad = mid
+        if ok >= n - 1:
+            break
         anchor = ok
         keep.append(anchor)
     keep.append(n - 1)
@@ -241,4 +231,6 @@ def plan_path(grid: np.ndarray, resolution_m: float, origin_xy: Sequence[float],
     # the true points can see past them.
     pts = np.concatenate([np.array([sc]), cells, np.array([gc])])
     pulled = _string_pull(occ, pts)
-    return np.stack([ox + pulled[:, 0] * resolution_m, oy + pulled[:, 1] * resolution_m], axis=1)
+    path = np.stack([ox + pulled[:, 0] * resolution_m, oy + pulled[:, 1] * resolution_m], axis=1)
+    path[0], path[-1] = start, goal  # exactly, not via cell coordinates
+    return path

@@ -1,0 +1,145 @@
+"""A non-learned, non-privileged baseline: goal seeking with lidar obstacle avoidance.
+
+Reads only the observation (goal distance and bearing, body velocities, the 24-ray lidar).
+Each step it turns the lidar ranges into points, keeps the last couple of seconds of them
+in the robot frame by dead reckoning (so an obstacle stays known once it slips between rays
+or inside the lidar's blind ring), and picks, vector-field-histogram style, the heading
+closest to the goal bearing whose straight corridor (robot width plus a margin) is free far
+enough. No adaptation: motor weakness, ice and payload are not compensated. numpy only.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from policies.base import ACT_DIM, Policy
+
+# The env's observation layout (envs/sensors.py OBS_LAYOUT) and lidar geometry.
+GOAL_DISTANCE = 0
+GOAL_SIN, GOAL_COS = 1, 2
+LIN_VEL_X, LIN_VEL_Y = 3, 4
+ANG_VEL_Z = 8
+LIDAR = slice(17, 41)
+LIDAR_RAYS = 24
+LIDAR_RANGE_M = 8.0
+LIDAR_ANGLES = np.arange(LIDAR_RAYS) * (2 * math.pi / LIDAR_RAYS)  # rad, CCW from straight ahead
+V_MAX = 1.0  # m/s at action[0] = 1
+W_MAX = 2.0  # rad/s at action[1] = 1
+CONTROL_DT_S = 0.05
+
+
+@dataclass
+class ClassicalConfig:
+    """Tuning; lengths in metres, speeds m/s, angles rad, times s."""
+
+    half_width_m: float = 0.3  # half the chassis width ...
+    margin_m: float = 0.25  # ... plus this much clearance on each side of the corridor
+    front_m: float = 0.55  # chassis half-length: points closer ahead than this are beside us
+    need_free_m: float = 2.5  # a heading is "free" when its corridor is clear this far (or to the goal)
+    headings: int = 72  # candidate headings around the full circle
+    memory_s: float = 2.0  # how long lidar points are remembered
+    memory_radius_m: float = 4.0  # and only this close
+    heading_gain: float = 2.0  # yaw rate (rad/s) per rad of heading error
+    turn_in_place_rad: float = 1.0  # heading error above which the robot turns on the spot
+    max_speed: float = 0.9  # m/s
+    slow_clearance_m: float = 2.0  # slow down when the chosen corridor is clear less than this
+    stop_clearance_m: float = 0.25  # and stop at this much free corridor in front of the chassis
+    hysteresis_rad: float = 0.3  # cost bonus (rad) for staying near the previous heading
+
+
+class _Memory:
+    """Lidar points of the last few seconds, kept in the current robot frame (metres)."""
+
+    def __init__(self) -> None:
+        self.points = np.zeros((0, 2))
+        self.ages = np.zeros(0)
+
+    def update(self, ranges: np.ndarray, vx: float, vy: float, w: float, cfg: ClassicalConfig) -> np.ndarray:
+        """Adds a scan (ranges in m) after the robot moved (vx, vy) m/s and turned w rad/s
+        for one control period; returns all remembered points (N, 2), robot frame."""
+        dth = w * CONTROL_DT_S
+        c, s = math.cos(dth), math.sin(dth)
+        p = self.points - np.array([vx * CONTROL_DT_S, vy * CONTROL_DT_S])
+        p = p @ np.array([[c, -s], [s, c]])  # rotate by -dth (row vectors)
+        hit = ranges < LIDAR_RANGE_M - 0.05
+        new = np.stack([ranges[hit] * np.cos(LIDAR_ANGLES[hit]), ranges[hit] * np.sin(LIDAR_ANGLES[hit])], axis=1)
+        ages = self.ages + CONTROL_DT_S
+        keep = (ages < cfg.memory_s) & (np.hypot(p[:, 0], p[:, 1]) < cfg.memory_radius_m)
+        self.points = np.concatenate([p[keep], new])
+        self.ages = np.concatenate([ages[keep], np.zeros(len(new))])
+        return self.points
+
+
+def corridor_clearance(points: np.ndarray, headings: np.ndarray, half_width_m: float, front_m: float) -> np.ndarray:
+    """Free length (m) of a straight corridor of half-width half_width_m along each heading.
+
+    `points` (N, 2) are obstacle points in the robot frame; length is measured from the
+    chassis front (front_m ahead of the centre). 8 m when nothing blocks.
+    """
+    free = np.full(len(headings), LIDAR_RANGE_M)
+    if len(points) == 0:
+        return free
+    u = np.stack([np.cos(headings), np.sin(headings)], axis=1)  # (H, 2)
+    along = points @ u.T  # (N, H)
+    cross = np.abs(points[:, :1] * u[:, 1] - points[:, 1:] * u[:, 0])
+    blocking = (cross < half_width_m) & (along > -0.1)
+    d = np.where(blocking, along - front_m, np.inf).min(axis=0)
+    return np.minimum(free, np.maximum(d, 0.0))
+
+
+class ClassicalController(Policy):
+    """Goal seeking with lidar obstacle avoidance; observation only, no adaptation."""
+
+    name = "classical"
+    privileged = False
+
+    def __init__(self, config: Optional[ClassicalConfig] = None) -> None:
+        self.config = config or ClassicalConfig()
+        self._mem: list[_Memory] = [_Memory()]
+        self._prev: list[float] = [0.0]
+
+    def reset(self, batch_size: int = 1) -> None:
+        self._mem = [_Memory() for _ in range(batch_size)]
+        self._prev = [0.0] * batch_size
+
+    def act(self, obs: np.ndarray, info: Optional[dict[str, Any] | Sequence[dict[str, Any]]] = None) -> np.ndarray:
+        obs = np.asarray(obs, dtype=float)
+        batch = obs.reshape(-1, obs.shape[-1])
+        if len(batch) != len(self._mem):
+            self.reset(len(batch))
+        out = np.array([self._act_one(i, o) for i, o in enumerate(batch)], dtype=np.float32).reshape(-1, ACT_DIM)
+        return out[0] if obs.ndim == 1 else out
+
+    def _act_one(self, i: int, o: np.ndarray) -> np.ndarray:
+        cfg = self.config
+        dist = float(o[GOAL_DISTANCE])
+        bearing = math.atan2(o[GOAL_SIN], o[GOAL_COS])
+        turned = float(o[ANG_VEL_Z]) * CONTROL_DT_S
+        points = self._mem[i].update(o[LIDAR], float(o[LIN_VEL_X]), float(o[LIN_VEL_Y]), float(o[ANG_VEL_Z]), cfg)
+        prev = self._prev[i] - turned  # last step's heading, in this step's frame
+
+        headings = np.linspace(-math.pi, math.pi, cfg.headings, endpoint=False)
+        free = corridor_clearance(points, headings, cfg.half_width_m + cfg.margin_m, cfg.front_m)
+        need = min(cfg.need_free_m, max(dist - 0.3, 0.3))
+        off_goal = np.abs((headings - bearing + math.pi) % (2 * math.pi) - math.pi)
+        off_prev = np.abs((headings - prev + math.pi) % (2 * math.pi) - math.pi)
+        cost = off_goal + cfg.hysteresis_rad * np.minimum(off_prev, 1.0)
+        ok = free >= need
+        k = int(np.argmin(np.where(ok, cost, np.inf))) if ok.any() else int(np.argmax(free - 0.1 * off_goal))
+        heading = float(headings[k])
+        self._prev[i] = heading
+
+        # Speed from the clearance straight ahead (the corridor we are actually in) and the
+        # turn still to make; yaw rate proportional to the heading error.
+        ahead = float(corridor_clearance(points, np.array([0.0]), cfg.half_width_m + 0.05, cfg.front_m)[0])
+        w = float(np.clip(cfg.heading_gain * heading, -W_MAX, W_MAX))
+        if abs(heading) > cfg.turn_in_place_rad:
+            v = 0.0
+        else:
+            v = cfg.max_speed * math.cos(heading) ** 2
+            v *= float(np.clip((ahead - cfg.stop_clearance_m) / cfg.slow_clearance_m, 0.0, 1.0))
+            v = min(v, 0.3 + 0.5 * dist)
+        return np.array([v / V_MAX, w / W_MAX])
