@@ -1,6 +1,5 @@
 """envs.planning: inflation, A* + string pulling, path length (numpy only, no simulation)."""
 import math
-import time
 
 import numpy as np
 import pytest
@@ -113,25 +112,20 @@ def test_diagonal_moves_do_not_squeeze_between_touching_corners():
     assert plan_path(g, RES, (0.0, 0.0), (0.2, 1.0), (1.8, 1.0)) is None
 
 
-def test_maze_path_is_free_and_planning_is_fast():
+def test_maze_path_is_free():
     # A 200 x 200 grid of staggered walls: the path snakes the whole map.
     g = np.zeros((200, 200), dtype=bool)
     for k in range(20, 180, 40):
         g[:180, k] = True
         g[20:, k + 20] = True
     origin = (0.0, 0.0)
-    best = math.inf
-    for _ in range(3):
-        t = time.perf_counter()
-        path = plan_path(g, RES, origin, (0.5, 10.0), (19.5, 10.0))
-        best = min(best, time.perf_counter() - t)
+    path = plan_path(g, RES, origin, (0.5, 10.0), (19.5, 10.0))
     assert path is not None
     assert_path_free(path, g, origin)
     assert path_length(path) > 8 * 16.0  # it really went round every wall
-    assert best < 0.25, f"maze plan took {best * 1e3:.0f} ms"
 
 
-def test_typical_arena_plan_is_well_under_100_ms():
+def test_detour_around_a_long_wall_in_a_cluttered_arena():
     rng = np.random.default_rng(1)
     g = walled()
     for _ in range(30):
@@ -140,11 +134,7 @@ def test_typical_arena_plan_is_well_under_100_ms():
     g[20:200, 100] = True  # a long wall forcing a detour
     g = inflate(g, 0.4, RES)
     origin = (-9.95, -9.95)
-    best = math.inf
-    for _ in range(3):
-        t = time.perf_counter()
-        path = plan_path(g, RES, origin, (-9.0, 9.0), (9.0, 9.0))
-        best = min(best, time.perf_counter() - t)
+    path = plan_path(g, RES, origin, (-9.0, 9.0), (9.0, 9.0))
     assert path is not None
     assert_path_free(path, g, origin)
-    assert best < 0.1, f"plan took {best * 1e3:.0f} ms"
+    assert path_length(path) > 18.0 + 2 * 1.0  # had to go down and round the wall's end
