@@ -117,7 +117,7 @@ def fit(policy, episodes: list[EpisodeData], optim_cfg: dict, mirrored: bool, se
                 torch.nn.utils.clip_grad_norm_(net.parameters(), optim_cfg["grad_clip"])
                 opt.step()
                 state = tuple(s.detach() for s in state)
-                total += float(loss) * float(m.sum())
+                total += float(loss.detach()) * float(m.sum())
                 count += float(m.sum())
         epoch_loss = total / max(count, 1.0)
         if progress is not None:

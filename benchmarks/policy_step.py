@@ -1,0 +1,175 @@
+"""Cost of one control step of our liquid cells against ncps.torch, measured in one run.
+
+For NCP wirings of 19 and 32 neurons (16 inputs, 2 outputs; the same wiring for ncps and
+for us): the batch-1 latency of one step of our plastic CfC, plastic LTC, non-plastic CfC
+and LTC (numpy fast path, numpy in and out), of our torch path, and of ncps.torch's CfC and
+LTC modules stepping one time step (torch tensors prepared in advance, which favours ncps);
+then throughput at batch 256 (torch, inference mode). Also the full `act()` of the
+shipped-size policies (41 observations, 32 neurons). Target: our plastic CfC step at most
+1/10 of the ncps CfC step.
+
+Timings are the minimum over interleaved rounds of the mean per call, so that a busy
+machine disturbs both sides alike.
+
+    python benchmarks/policy_step.py [--rounds 7] [--calls 2000] [--markdown]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from typing import Callable
+
+import numpy as np
+import torch
+
+torch.set_num_threads(1)
+
+from policies.cfc import CfCCell  # noqa: E402
+from policies.learned import build_policy  # noqa: E402
+from policies.ltc import LTCCell  # noqa: E402
+from policies.wiring import from_ncps  # noqa: E402
+
+INPUTS, OUTPUTS = 16, 2
+
+
+def measure(fns: dict[str, Callable[[], object]], calls: int, rounds: int) -> dict[str, float]:
+    """Seconds per call of each function: min over rounds (interleaved) of the round mean."""
+    best = {name: float("inf") for name in fns}
+    for fn in fns.values():  # warm up
+        for _ in range(200):
+            fn()
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            for _ in range(calls):
+                fn()
+            best[name] = min(best[name], (time.perf_counter() - t0) / calls)
+    return best
+
+
+def stepper(cell, rng: np.random.Generator) -> Callable[[], object]:
+    fast = cell.numpy_step()
+    fast.reset()
+    xs = rng.standard_normal((256, INPUTS)).astype(np.float32)
+    i = [0]
+
+    def step():
+        i[0] = (i[0] + 1) & 255
+        return fast.step(xs[i[0]], 1.0)
+
+    return step
+
+
+def torch_stepper(cell, batch: int) -> Callable[[], object]:
+    x = torch.randn(batch, INPUTS)
+    state = [cell.initial_state(batch)]
+    dt = torch.ones(batch)
+
+    def step():
+        with torch.inference_mode():
+            y, state[0] = cell(x, state[0], dt)
+        return y
+
+    return step
+
+
+def ncps_stepper(module, units: int, batch: int) -> Callable[[], object]:
+    x = torch.randn(batch, 1, INPUTS)
+    hx = [torch.zeros(batch, units)]
+
+    def step():
+        with torch.inference_mode():
+            y, hx[0] = module(x, hx[0])
+        return y
+
+    return step
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
+    args = parser.parse_args()
+
+    from ncps.torch import CfC as NcpsCfC, LTC as NcpsLTC
+    from ncps.wirings import AutoNCP
+
+    rng = np.random.default_rng(0)
+    torch.manual_seed(0)
+    print(f"# policy step benchmark: {platform.processor() or platform.machine()}, "
+          f"torch {torch.__version__} (1 thread), numpy {np.__version__}, load {os.getloadavg()[0]:.2f}")
+    latency_rows, throughput_rows = [], []
+    for units in (19, 32):
+        ncps_wiring = AutoNCP(units, OUTPUTS, seed=22222)
+        ncps_wiring.build(INPUTS)
+        wiring, _ = from_ncps(ncps_wiring)
+        ncps_cfc = NcpsCfC(INPUTS, AutoNCP(units, OUTPUTS, seed=22222))
+        ncps_ltc = NcpsLTC(INPUTS, AutoNCP(units, OUTPUTS, seed=22222))
+        cells = {
+            "plastic CfC": CfCCell(wiring, plastic=True),
+            "plastic LTC": LTCCell(wiring, plastic=True),
+            "CfC": CfCCell(wiring),
+            "LTC": LTCCell(wiring),
+        }
+        fns = {f"ours {name} (numpy)": stepper(cell, rng) for name, cell in cells.items()}
+        fns.update({f"ours {name} (torch)": torch_stepper(cell, 1) for name, cell in cells.items()})
+        fns["ncps CfC"] = ncps_stepper(ncps_cfc, units, 1)
+        fns["ncps LTC"] = ncps_stepper(ncps_ltc, units, 1)
+        times = measure(fns, args.calls, args.rounds)
+        ref_cfc, ref_ltc = times["ncps CfC"], times["ncps LTC"]
+        for name, seconds in times.items():
+            ref = ref_ltc if "LTC" in name else ref_cfc
+            latency_rows.append((units, name, seconds * 1e6, seconds / ref))
+
+        batch = 256
+        fns = {f"ours {name} (torch)": torch_stepper(cell, batch) for name, cell in cells.items()}
+        fns["ncps CfC"] = ncps_stepper(ncps_cfc, units, batch)
+        fns["ncps LTC"] = ncps_stepper(ncps_ltc, units, batch)
+        times = measure(fns, max(args.calls // 20, 20), args.rounds)
+        for name, seconds in times.items():
+            throughput_rows.append((units, name, seconds * 1e6, batch / seconds))
+
+    act_fns = {}
+    for kind in ("liquid", "liquid-ltc", "cfc", "lstm", "mlp"):
+        policy = build_policy({"kind": kind})
+        policy.reset(1)
+        obs = rng.standard_normal((256, policy.config.obs_dim)).astype(np.float32)
+        i = [0]
+
+        def act(policy=policy, obs=obs, i=i):
+            i[0] = (i[0] + 1) & 255
+            return policy.act(obs[i[0]])
+
+        act_fns[f"{kind} ({policy.num_parameters} parameters)"] = act
+    act_times = measure(act_fns, args.calls, args.rounds)
+
+    if args.markdown:
+        print("\n| neurons | step (batch 1) | µs | / ncps same model |\n|---|---|---|---|")
+        for units, name, us, ratio in latency_rows:
+            print(f"| {units} | {name} | {us:.1f} | {ratio:.3f} |")
+        print("\n| neurons | step (batch 256, torch) | µs per batch | samples/s |\n|---|---|---|---|")
+        for units, name, us, rate in throughput_rows:
+            print(f"| {units} | {name} | {us:.0f} | {rate:,.0f} |")
+        print("\n| policy.act, batch 1, 41 obs, 32 neurons | µs |\n|---|---|")
+        for name, seconds in act_times.items():
+            print(f"| {name} | {seconds * 1e6:.1f} |")
+    else:
+        print(f"\n{'neurons':>7}  {'batch-1 step':<28} {'us':>8}  {'/ ncps':>7}")
+        for units, name, us, ratio in latency_rows:
+            print(f"{units:>7}  {name:<28} {us:8.1f}  {ratio:7.3f}")
+        print(f"\n{'neurons':>7}  {'batch-256 step (torch)':<28} {'us':>8}  {'samples/s':>11}")
+        for units, name, us, rate in throughput_rows:
+            print(f"{units:>7}  {name:<28} {us:8.0f}  {rate:11,.0f}")
+        print(f"\n{'policy.act (batch 1, 41 obs, 32 neurons)':<44} {'us':>8}")
+        for name, seconds in act_times.items():
+            print(f"{name:<44} {seconds * 1e6:8.1f}")
+    target = [r for r in latency_rows if r[1] == "ours plastic CfC (numpy)"]
+    verdict = ", ".join(f"{u} neurons {ratio:.3f}" for u, _, _, ratio in target)
+    print(f"\nplastic CfC / ncps CfC (target <= 0.1): {verdict}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,310 @@
+"""Learned policies: a config, the constructor `build_policy`, and `LearnedPolicy`, the
+stateful numpy-in numpy-out controller that wraps a torch network.
+
+Kinds (same observation and action interface, sizes chosen for similar parameter counts;
+`parameter_table()` lists them):
+    liquid      plastic CfC on an NCP wiring          (the project's controller)
+    liquid-ltc  plastic LTC on an NCP wiring
+    cfc, ltc    the same cells without plasticity     (ablations)
+    lstm, gru   one recurrent layer + linear head     (baselines)
+    mlp         memoryless perceptron                 (baseline)
+
+At batch 1 a liquid policy acts through the cell's numpy fast path (see NumpyStep), which
+takes a snapshot of the weights at every `reset()` (and after `train_forward`); other batch
+sizes, and per-sample dt, run the torch network under inference mode. Both give the same
+actions (tested to 1e-5).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, Sequence, Union
+
+import numpy as np
+import torch
+
+from policies.base import ACT_DIM, OBS_DIM, Policy
+from policies.cell import NumpyStep, State
+from policies.cfc import CfCCell
+from policies.ltc import LTCCell
+from policies.networks import LiquidNet, MLPNet, PolicyNet, RecurrentNet
+from policies.plasticity import _clip
+from policies.wiring import Wiring, build_wiring
+
+# kind -> (cell, plastic) for the liquid kinds
+LIQUID_KINDS = {"liquid": ("cfc", True), "liquid-ltc": ("ltc", True), "cfc": ("cfc", False), "ltc": ("ltc", False)}
+KINDS = (*LIQUID_KINDS, "lstm", "gru", "mlp")
+# baseline widths giving parameter counts close to the non-plastic CfC's (parameter_table())
+DEFAULT_HIDDEN = {"lstm": 22, "gru": 26}
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """Everything needed to rebuild a learned policy (stored in its checkpoint)."""
+
+    kind: str = "liquid"
+    obs_dim: int = OBS_DIM
+    act_dim: int = ACT_DIM
+    dt: float = 0.05  # s: control period act() assumes unless told
+    time_unit: float = 0.05  # s per time unit of the liquid cells (they see dt / time_unit)
+    obs_clip: Optional[float] = 10.0  # bound on the normalised observation, in standard deviations
+    # liquid kinds
+    units: int = 32  # neurons, motor neurons included (= act_dim)
+    wiring: str = "ncp"  # "ncp" or "fully_connected"
+    sparsity: float = 0.5
+    wiring_seed: int = 22222
+    modulator: str = "sample"  # neuromodulator: one per sample, or one per neuron ("neuron")
+    h_max: float = 1.0  # bound on the Hebbian traces
+    lifelong: bool = False  # keep the traces across reset() (episodes)
+    ode_unfolds: int = 6  # LTC solver steps per control step
+    # baselines
+    hidden: int = 0  # LSTM/GRU width; 0 = the kind's default
+    mlp_hidden: tuple[int, ...] = (56, 56)
+    seed: int = 0  # torch seed for the initial weights
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown policy kind {self.kind!r}; known: {', '.join(KINDS)}")
+        object.__setattr__(self, "mlp_hidden", tuple(int(v) for v in self.mlp_hidden))
+        for name in ("dt", "time_unit", "h_max"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "PolicyConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown policy config keys {unknown}; known: {sorted(known)}")
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["mlp_hidden"] = list(self.mlp_hidden)
+        return data
+
+    @property
+    def hidden_size(self) -> int:
+        return self.hidden or DEFAULT_HIDDEN.get(self.kind, 0)
+
+    def make_wiring(self) -> Wiring:
+        return build_wiring(self.wiring, self.obs_dim, self.units, self.act_dim, self.sparsity, self.wiring_seed)
+
+
+def build_network(config: PolicyConfig, wiring: Optional[Wiring] = None) -> PolicyNet:
+    """A fresh network for `config` (the given wiring, or the config's)."""
+    with torch.random.fork_rng():
+        torch.manual_seed(config.seed)
+        if config.kind in LIQUID_KINDS:
+            cell_kind, plastic = LIQUID_KINDS[config.kind]
+            wiring = wiring or config.make_wiring()
+            if (wiring.input_dim, wiring.output_dim) != (config.obs_dim, config.act_dim):
+                raise ValueError(
+                    f"wiring has {wiring.input_dim} inputs and {wiring.output_dim} outputs, "
+                    f"config wants {config.obs_dim} and {config.act_dim}"
+                )
+            common = dict(plastic=plastic, output_mapping="affine", modulator=config.modulator, h_max=config.h_max)
+            if cell_kind == "cfc":
+                cell = CfCCell(wiring, **common)
+            else:
+                cell = LTCCell(wiring, ode_unfolds=config.ode_unfolds, **common)
+            return LiquidNet(cell, config.time_unit, config.obs_clip)
+        if config.kind in ("lstm", "gru"):
+            return RecurrentNet(config.kind, config.obs_dim, config.act_dim, config.hidden_size, config.obs_clip)
+        return MLPNet(config.obs_dim, config.act_dim, config.mlp_hidden, config.obs_clip)
+
+
+def build_policy(config: Union[PolicyConfig, dict[str, Any], None] = None, wiring: Optional[Wiring] = None) -> "LearnedPolicy":
+    """An untrained policy from a config (a PolicyConfig or a dict of its fields)."""
+    if config is None:
+        config = PolicyConfig()
+    elif isinstance(config, dict):
+        config = PolicyConfig.from_dict(config)
+    return LearnedPolicy(build_network(config, wiring), config)
+
+
+class LearnedPolicy(Policy):
+    """A torch network driven as a Policy: `reset(batch)`, then `act(obs)` each control step."""
+
+    @classmethod
+    def from_config(cls, config: Union[PolicyConfig, dict[str, Any]]) -> "LearnedPolicy":
+        """An untrained policy (same as build_policy)."""
+        return build_policy(config)
+
+    @classmethod
+    def load(cls, path: Union[str, Path]) -> "LearnedPolicy":
+        """A policy from a checkpoint file (see policies.checkpoint)."""
+        from policies.checkpoint import load_policy
+
+        return load_policy(path)
+
+    def __init__(self, net: PolicyNet, config: PolicyConfig):
+        self.net = net
+        self.config = config
+        self.name = config.kind
+        self._batch = 0
+        self._state: State = ()
+        self._fast: Optional[NumpyStep] = None  # the numpy stepper, when acting at batch 1
+        self._stale = True  # the stepper's weight snapshot needs rebuilding
+        self._fast_norm: tuple = ()  # observation normalisation as numpy arrays, for the stepper
+        self._obs_buf = np.zeros(config.obs_dim, np.float32)
+        self._flat_shape = (config.obs_dim,)
+        self._cell_dt = config.dt / config.time_unit  # act()'s default dt in the cells' time unit
+
+    # -- properties ----------------------------------------------------------------------
+    @property
+    def cell(self):
+        return self.net.cell if isinstance(self.net, LiquidNet) else None
+
+    @property
+    def plasticity(self) -> bool:
+        return self.cell is not None and self.cell.plastic and self.cell.plasticity
+
+    @plasticity.setter
+    def plasticity(self, on: bool) -> None:
+        if self.cell is None or not self.cell.plastic:
+            if on:
+                raise ValueError(f"policy {self.name!r} has no plastic synapses")
+            return
+        state = self.state if self._batch else None
+        self.cell.plasticity = on
+        self._stale = True
+        if state is not None:  # same neuron state; traces frozen at zero when off
+            self.set_state((state[0], torch.zeros_like(state[1])))
+
+    @property
+    def lifelong(self) -> bool:
+        return self.config.lifelong
+
+    @property
+    def num_parameters(self) -> int:
+        """Trainable parameters that act on the output (masked-out synapses not counted)."""
+        if self.cell is not None:
+            return self.cell.count_parameters()
+        return sum(p.numel() for p in self.net.parameters() if p.requires_grad)
+
+    @property
+    def state(self) -> State:
+        """The recurrent state as torch tensors (batch first): ("h",) / ("h", "hebb") / ("h", "c") / ()."""
+        if self._fast is not None:
+            return tuple(torch.from_numpy(a) for a in self._fast.state())
+        return tuple(t.clone() for t in self._state)
+
+    def set_state(self, state: Sequence[torch.Tensor]) -> None:
+        if self._fast is not None:
+            self._fast.set_state(tuple(np.asarray(t.detach().cpu(), np.float32) for t in state))
+        else:
+            self._state = tuple(t.detach().clone() for t in state)
+
+    # -- acting ----------------------------------------------------------------------------
+    def reset(self, batch_size: int = 1) -> None:
+        """Start an episode: zero neuron states; zero traces unless the policy is lifelong."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        keep = None
+        if self.config.lifelong and self.plasticity and self._batch == batch_size:
+            keep = self.state[1]
+        self._batch = batch_size
+        if batch_size == 1 and isinstance(self.net, LiquidNet):
+            # a fresh snapshot of the weights every episode (~0.3 ms), so that changes made
+            # to the network between episodes are always seen
+            self._fast = self.cell.numpy_step()
+            self._fast_norm = _numpy_normalizer(self.net)
+            self._stale = False
+        else:
+            self._fast = None
+            with torch.no_grad():
+                self._state = self.net.initial_state(batch_size)
+        if keep is not None:
+            state = self.state
+            self.set_state((state[0], keep))
+
+    def refresh(self) -> None:
+        """Take a new snapshot of the weights for the numpy path, keeping the state."""
+        if self._fast is not None:
+            state = self.state
+            self._fast = self.cell.numpy_step()
+            self._fast.set_state(tuple(t.numpy() for t in state))
+            self._fast_norm = _numpy_normalizer(self.net)
+        self._stale = False
+
+    def act(self, obs: np.ndarray, info: Any = None, dt: Union[None, float, np.ndarray] = None) -> np.ndarray:
+        """obs (obs_dim,) or (batch, obs_dim) -> action of the same leading shape, in [-1, 1].
+
+        dt: elapsed time since the previous step in seconds (a number, or one per sample);
+        the config's control period by default.
+        """
+        if dt is None and self._fast is not None and not self._stale and getattr(obs, "shape", None) == self._flat_shape:
+            return self._act_fast(obs, self._cell_dt)  # the common case, kept short
+        obs = np.asarray(obs)
+        batch = 1 if obs.ndim == 1 else obs.shape[0]
+        if obs.shape[-1] != self.config.obs_dim or obs.ndim > 2:
+            raise ValueError(f"obs must have shape ({self.config.obs_dim},) or (batch, {self.config.obs_dim}), got {obs.shape}")
+        if self._batch == 0:
+            self.reset(batch)
+        elif batch != self._batch:
+            raise ValueError(f"obs has batch {batch} but the policy was reset for batch {self._batch}")
+        dt = self.config.dt if dt is None else dt
+        if self._fast is not None and np.size(dt) == 1:
+            if self._stale:
+                self.refresh()
+            action = self._act_fast(obs.reshape(-1), float(np.reshape(dt, -1)[0]) / self.net.time_unit)
+            return action if obs.ndim == 1 else action[None]
+        with torch.inference_mode():
+            obs_t = torch.as_tensor(obs, dtype=torch.float32).reshape(batch, -1)
+            dt_t = torch.as_tensor(np.broadcast_to(np.asarray(dt, np.float32), (batch,)).copy())
+            action, self._state = self.net.step(obs_t, dt_t, self._state)
+        action = action.numpy()
+        return action[0] if obs.ndim == 1 else action
+
+    def _act_fast(self, obs: np.ndarray, cell_dt: float) -> np.ndarray:
+        """The numpy path: normalise, one cell step (dt in the cell's unit), tanh."""
+        mean, inv_std, lo, hi = self._fast_norm
+        x = self._obs_buf
+        np.subtract(obs, mean, x)
+        np.multiply(x, inv_std, x)
+        if lo is not None:
+            _clip(x, lo, hi, x)
+        return np.tanh(self._fast.step(x, cell_dt))
+
+    # -- training --------------------------------------------------------------------------
+    def initial_state(self, batch_size: int = 1) -> State:
+        return self.net.initial_state(batch_size)
+
+    def train_forward(
+        self, obs_seq: torch.Tensor, dt_seq: Union[None, float, torch.Tensor] = None, state: Optional[State] = None
+    ) -> tuple[torch.Tensor, State]:
+        """Differentiable rollout: obs_seq (batch, time, obs_dim), dt_seq seconds (number or
+        (batch, time); default the config's dt), state (default zeros) -> (actions, state).
+
+        Gradients flow through the neuron states and the plastic traces (BPTT). The numpy
+        fast path re-reads the weights at the next act() after this call.
+        """
+        self._stale = True
+        dt = self.config.dt if dt_seq is None else dt_seq
+        return self.net(obs_seq, dt, state)
+
+    def save(self, path: Union[str, Path]) -> Path:
+        from policies.checkpoint import save_policy
+
+        return save_policy(self, path)
+
+    def __repr__(self) -> str:
+        return f"LearnedPolicy({self.name}, {self.num_parameters} parameters)"
+
+
+def _numpy_normalizer(net: PolicyNet) -> tuple:
+    mean = net.obs_mean.detach().cpu().numpy().astype(np.float32)
+    inv_std = (1.0 / net.obs_std.detach().cpu()).numpy().astype(np.float32)
+    if net.obs_clip is None:
+        return mean, inv_std, None, None
+    return mean, inv_std, np.array(-net.obs_clip, np.float32), np.array(net.obs_clip, np.float32)
+
+
+def parameter_table(config: Optional[dict[str, Any]] = None) -> list[tuple[str, int]]:
+    """(kind, parameter count) of every kind with the default sizes (and `config` overrides)."""
+    rows = []
+    for kind in KINDS:
+        rows.append((kind, build_policy({**(config or {}), "kind": kind}).num_parameters))
+    return rows
