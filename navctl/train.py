@@ -247,6 +247,7 @@ def train(config_path: str, out: Optional[str] = None, resume: bool = False, see
     total_rounds = 1 + cfg["dagger"]["rounds"]
     collector = Collector(cfg["workers"], cfg["torch_threads"])
     metrics_csv = out_dir / "metrics.csv"
+    board = _tensorboard(out_dir)
     try:
         bar = tqdm(range(state["rounds_done"], total_rounds), initial=state["rounds_done"], total=total_rounds,
                    desc=f"train {cfg['name']}", unit="round", disable=not show_progress, dynamic_ncols=True)
@@ -282,10 +283,16 @@ def train(config_path: str, out: Optional[str] = None, resume: bool = False, see
             state["data_steps"] = row["data_steps"]
             atomic_write_json(progress_file, state)  # last: a round counts once this is on disk
             _write_metrics_csv(metrics_csv, state["rounds"])
+            if board is not None:
+                for key in ("loss", "round_success", "val_success", "val_spl"):
+                    board.add_scalar(key, row[key], r)
+                board.flush()
             bar.set_postfix_str(f"round {r}: loss {loss:.4f} val success {row['val_success']:.2f}")
         bar.close()
     finally:
         collector.close()
+        if board is not None:
+            board.close()
 
     card = model_card(cfg, config_path, state, policy)
     atomic_write_json(out_dir / "model_card.json", card)
@@ -295,6 +302,15 @@ def train(config_path: str, out: Optional[str] = None, resume: bool = False, see
         os.replace(CHECKPOINT_DIR / f"{cfg['name']}.safetensors.tmp", CHECKPOINT_DIR / f"{cfg['name']}.safetensors")
         atomic_write_json(CHECKPOINT_DIR / f"{cfg['name']}.json", card)
     return card
+
+
+def _tensorboard(out_dir: Path):
+    """A TensorBoard writer in out_dir/tensorboard when the tensorboard package is installed."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(out_dir / "tensorboard"))
 
 
 def _write_metrics_csv(path: Path, rows: list[dict]) -> None:
