@@ -52,12 +52,14 @@ def event_metrics(traj: Trajectory) -> list[dict[str, Any]]:
                         recovery = float(traj.time_s[-1] - te)
                     break
                 if _mean_rate(traj, t, t + RATE_WINDOW_S) >= target:
-                    recovery = float(t - te)
+                    recovery = max(0.0, float(t - te))
                     break
         out.append({
             "index": ev["index"],
             "trigger": ev["trigger"],
             "time_s": te,
+            "position": ev.get("position"),
+            "set": ev.get("set"),
             "rate_before": before,
             "rate_after": after,
             "recovery_s": recovery,
