@@ -28,3 +28,4 @@ test: install
 bench: install
 	$(PY) benchmarks/env_step.py
 	$(PY) benchmarks/policy_step.py
+	$(PY) benchmarks/rollout.py
