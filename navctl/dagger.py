@@ -13,6 +13,8 @@ from typing import Any, Iterable, Iterator, Optional
 
 import numpy as np
 
+from navctl.metrics import path_efficiency
+
 _ENVS: dict[str, Any] = {}
 _STUDENT: dict[str, Any] = {}
 
@@ -88,8 +90,7 @@ def run_episode(job: EpisodeJob) -> EpisodeData:
         if terminated or truncated or (job.max_steps is not None and steps >= job.max_steps):
             break
     success = bool(info["is_success"])
-    shortest = info["shortest_path_length"]
-    spl = shortest / max(shortest, info["path_length"]) if success and shortest > 0 else float(success)
+    spl = path_efficiency(info["shortest_path_length"], info["path_length"]) if success else 0.0
     return EpisodeData(job.scenario, job.seed, np.asarray(seen, np.float32), np.asarray(labels, np.float32),
                        success, spl, str(info["termination"]))
 

@@ -69,10 +69,15 @@ def event_metrics(traj: Trajectory) -> list[dict[str, Any]]:
     return out
 
 
+def path_efficiency(shortest_m: float, driven_m: float) -> float:
+    """shortest / max(shortest, driven), the SPL factor (1 when there was no way to go)."""
+    return shortest_m / max(shortest_m, driven_m) if shortest_m > 0 else 1.0
+
+
 def episode_metrics(traj: Trajectory) -> dict[str, Any]:
     """The per-episode row: outcome, efficiency, safety, adaptation."""
     shortest = traj.shortest_path_length
-    ratio = shortest / max(shortest, traj.path_length) if shortest > 0 else 1.0
+    ratio = path_efficiency(shortest, traj.path_length)
     d0 = max(traj.distance[0] - traj.goal[2], 1e-9)
     progress = min(1.0, max(0.0, 1.0 - max(traj.distance[-1] - traj.goal[2], 0.0) / d0))
     onsets = int(np.count_nonzero(traj.collisions[1:] & ~traj.collisions[:-1]) + (traj.collisions[:1].sum()))

@@ -200,9 +200,8 @@ def _save_data(path: Path, episodes: list[EpisodeData]) -> None:
     meta = [{"scenario": e.scenario, "seed": e.seed, "success": e.success, "spl": e.spl,
              "termination": e.termination} for e in episodes]
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:  # the temp name keeps .npz, so savez writes exactly there
+        np.savez(tmp, **arrays)
 
 
 def _load_data(path: Path) -> list[EpisodeData]:
@@ -298,8 +297,8 @@ def train(config_path: str, out: Optional[str] = None, resume: bool = False, see
     atomic_write_json(out_dir / "model_card.json", card)
     if ship:
         CHECKPOINT_DIR.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(out_dir / "model.safetensors", CHECKPOINT_DIR / f"{cfg['name']}.safetensors.tmp")
-        os.replace(CHECKPOINT_DIR / f"{cfg['name']}.safetensors.tmp", CHECKPOINT_DIR / f"{cfg['name']}.safetensors")
+        with atomic_path(CHECKPOINT_DIR / f"{cfg['name']}.safetensors") as tmp:
+            shutil.copyfile(out_dir / "model.safetensors", tmp)
         atomic_write_json(CHECKPOINT_DIR / f"{cfg['name']}.json", card)
     return card
 
