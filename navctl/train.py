@@ -90,6 +90,10 @@ def fit(policy, episodes: list[EpisodeData], optim_cfg: dict, mirrored: bool, se
     net.train()
     epoch_loss = math.nan
     for epoch in range(optim_cfg["epochs"]):
+        # cosine annealing, one value per epoch: big steps while far off, small ones to settle
+        lr = optim_cfg["lr_min"] + (optim_cfg["lr"] - optim_cfg["lr_min"]) * 0.5 * (1.0 + math.cos(math.pi * epoch / optim_cfg["epochs"]))
+        for group in opt.param_groups:
+            group["lr"] = lr
         order = rng.permutation(len(seqs))
         # batches of similar length waste less time on padding: sort within windows of 4 batches
         windows = [sorted(order[i:i + 4 * b], key=lambda k: len(seqs[k][0])) for i in range(0, len(order), 4 * b)]

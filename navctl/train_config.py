@@ -36,7 +36,8 @@ SPEC: dict[str, Any] = {
         "epochs": (int, 8),  # passes over all the data, every round
         "batch_episodes": (int, 16),
         "chunk_steps": (int, 50),  # truncated BPTT length; state and traces carry across chunks
-        "lr": (float, 3e-3),
+        "lr": (float, 3e-3),  # Adam's learning rate at the start of every round's fit ...
+        "lr_min": (float, 3e-4),  # ... annealed by a cosine over its epochs to this
         "grad_clip": (float, 1.0),
     },
     "workers": (int, 0),  # rollout processes; 0 = all cores
@@ -96,6 +97,8 @@ def validate_config(data: Any, source: str) -> dict[str, Any]:
                 raise UsageError(f"{source}: scenarios.{field}[{i}]: {e}") from None
     if cfg["optim"]["chunk_steps"] < 1 or cfg["optim"]["batch_episodes"] < 1:
         raise UsageError(f"{source}: optim: chunk_steps and batch_episodes must be >= 1")
+    if not 0.0 < cfg["optim"]["lr_min"] <= cfg["optim"]["lr"]:
+        raise UsageError(f"{source}: optim.lr_min: must be in (0, lr], got {cfg['optim']['lr_min']}")
     if not 0.0 <= cfg["dagger"]["beta_start"] <= 1.0:
         raise UsageError(f"{source}: dagger.beta_start: must be in [0, 1], got {cfg['dagger']['beta_start']}")
     try:

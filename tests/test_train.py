@@ -110,6 +110,9 @@ def test_bad_config_names_file_and_field(tmp_path):
     bad = dict(TINY, scenarios={"train": ["flat", "no-such-place"]})
     with pytest.raises(UsageError, match=r"tiny.yaml: scenarios.train\[1\]: .*no-such-place"):
         load_config(write_config(tmp_path, bad))
+    bad = dict(TINY, optim=dict(TINY["optim"], lr_min=0.01))
+    with pytest.raises(UsageError, match=r"tiny.yaml: optim.lr_min: must be in \(0, lr\], got 0.01"):
+        load_config(write_config(tmp_path, bad))
     bad = {k: v for k, v in TINY.items() if k != "policy"}
     with pytest.raises(UsageError, match=r"tiny.yaml: policy: missing required field"):
         load_config(write_config(tmp_path, bad))
