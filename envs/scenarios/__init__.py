@@ -27,7 +27,7 @@ __all__ = ["BUILTIN_DIR", "FORMAT_VERSION", "SPLITS", "Scenario", "ScenarioError
 
 
 def _builtin_files() -> dict[str, Path]:
-    return {p.stem: p for p in sorted(BUILTIN_DIR.glob("*.yaml"))}
+    return {p.stem: p for p in sorted(BUILTIN_DIR.glob("*.yaml"), key=lambda p: p.stem)}  # by name: "hills" < "hills-x"
 
 
 @functools.lru_cache(maxsize=None)
