@@ -54,7 +54,7 @@ class PolicyConfig:
     wiring: str = "ncp"  # "ncp" or "fully_connected"
     sparsity: float = 0.5
     wiring_seed: int = 22222
-    modulator: str = "neuron"  # neuromodulator: one per postsynaptic neuron, or one per sample ("sample")
+    modulator: str = "sample"  # neuromodulator: one per sample, or one per neuron ("neuron")
     h_max: float = 1.0  # bound on the Hebbian traces
     lifelong: bool = False  # keep the traces across reset() (episodes)
     ode_unfolds: int = 6  # LTC solver steps per control step

