@@ -47,6 +47,7 @@ class LiquidCell(nn.Module):
         output_mapping: str = "none",
         modulator: str = "sample",
         h_max: float = 1.0,
+        alpha_init: float = 0.1,
     ):
         super().__init__()
         for label, value in (("input_mapping", input_mapping), ("output_mapping", output_mapping)):
@@ -64,7 +65,7 @@ class LiquidCell(nn.Module):
         if output_mapping == "affine":
             self.output_b = nn.Parameter(torch.zeros(wiring.output_dim))
         self.rule: Optional[HebbianRule] = (
-            HebbianRule(self.plastic_mask(wiring), wiring.units, modulator, h_max) if plastic else None
+            HebbianRule(self.plastic_mask(wiring), wiring.units, modulator, h_max, alpha_init) if plastic else None
         )
         self._plasticity = plastic
 

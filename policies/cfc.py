@@ -71,8 +71,10 @@ class CfCCell(LiquidCell):
         output_mapping: str = "none",
         modulator: str = "sample",
         h_max: float = 1.0,
+        alpha_init: float = 0.1,
     ):
-        super().__init__(wiring, plastic=plastic, input_mapping="none", output_mapping=output_mapping, modulator=modulator, h_max=h_max)
+        super().__init__(wiring, plastic=plastic, input_mapping="none", output_mapping=output_mapping, modulator=modulator,
+                         h_max=h_max, alpha_init=alpha_init)
         self._ranges = [wiring.layer_range(l) for l in range(wiring.num_layers)]
         layers = []
         for l, (s, e) in enumerate(self._ranges):

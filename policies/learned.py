@@ -56,6 +56,7 @@ class PolicyConfig:
     wiring_seed: int = 22222
     modulator: str = "sample"  # neuromodulator: one per sample, or one per neuron ("neuron")
     h_max: float = 1.0  # bound on the Hebbian traces
+    alpha_init: float = 0.1  # the plastic gains alpha start uniform in [-alpha_init, alpha_init]
     lifelong: bool = False  # keep the traces across reset() (episodes)
     ode_unfolds: int = 6  # LTC solver steps per control step
     # baselines
@@ -104,7 +105,8 @@ def build_network(config: PolicyConfig, wiring: Optional[Wiring] = None) -> Poli
                     f"wiring has {wiring.input_dim} inputs and {wiring.output_dim} outputs, "
                     f"config wants {config.obs_dim} and {config.act_dim}"
                 )
-            common = dict(plastic=plastic, output_mapping="affine", modulator=config.modulator, h_max=config.h_max)
+            common = dict(plastic=plastic, output_mapping="affine", modulator=config.modulator, h_max=config.h_max,
+                          alpha_init=config.alpha_init)
             if cell_kind == "cfc":
                 cell = CfCCell(wiring, **common)
             else:

@@ -56,10 +56,11 @@ class LTCCell(LiquidCell):
         output_mapping: str = "affine",
         modulator: str = "sample",
         h_max: float = 1.0,
+        alpha_init: float = 0.1,
     ):
         super().__init__(
             wiring, plastic=plastic, input_mapping=input_mapping, output_mapping=output_mapping,
-            modulator=modulator, h_max=h_max,
+            modulator=modulator, h_max=h_max, alpha_init=alpha_init,
         )
         if ode_unfolds < 1:
             raise ValueError(f"ode_unfolds must be at least 1, got {ode_unfolds}")

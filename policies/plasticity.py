@@ -32,22 +32,27 @@ class HebbianRule(nn.Module):
     """Learned parameters of the rule for the synapses in `mask` ([pre, post], 1 = plastic).
 
     `state_size` is the size of the state the modulator reads; `modulator` is "sample"
-    (one m per sample) or "neuron" (one m per postsynaptic neuron); `h_max` bounds |H|.
+    (one m per sample) or "neuron" (one m per postsynaptic neuron); `h_max` bounds |H|;
+    alpha starts uniform in [-alpha_init, alpha_init].
     """
 
-    def __init__(self, mask: np.ndarray, state_size: int, modulator: str = "sample", h_max: float = 1.0):
+    def __init__(self, mask: np.ndarray, state_size: int, modulator: str = "sample", h_max: float = 1.0,
+                 alpha_init: float = 0.1):
         super().__init__()
         if modulator not in MODULATORS:
             raise ValueError(f"modulator must be one of {MODULATORS}, got {modulator!r}")
         if not h_max > 0:
             raise ValueError(f"h_max must be positive, got {h_max}")
+        if not alpha_init >= 0:
+            raise ValueError(f"alpha_init must be >= 0, got {alpha_init}")
         mask_t = torch.as_tensor(np.asarray(mask) != 0, dtype=torch.float32)
         n_pre, n_post = mask_t.shape
         self.h_max = float(h_max)
         self.modulator_kind = modulator
         self.register_buffer("mask", mask_t, persistent=False)
-        # alpha small and nonzero so the traces matter from the start; eta positive; decay ~0.05.
-        self.alpha = nn.Parameter((torch.rand(n_pre, n_post) * 0.2 - 0.1) * mask_t)
+        # alpha nonzero so the traces matter from the start; eta positive; decay ~0.05. Drawn
+        # in [-0.1, 0.1] and scaled, so that the default keeps the shipped runs' exact numbers.
+        self.alpha = nn.Parameter((torch.rand(n_pre, n_post) * 0.2 - 0.1) * (alpha_init / 0.1) * mask_t)
         self.eta = nn.Parameter((0.1 + 0.05 * (torch.rand(n_pre, n_post) - 0.5)) * mask_t)
         self.decay_logit = nn.Parameter(torch.full((n_pre, n_post), math.log(0.05 / 0.95)) + 0.1 * torch.randn(n_pre, n_post))
         self.modulator = nn.Linear(state_size, 1 if modulator == "sample" else n_post)

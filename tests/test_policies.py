@@ -191,3 +191,12 @@ def test_same_seed_same_policy():
         torch.testing.assert_close(x, y, msg=name)
     c = build_policy({"kind": "liquid", "seed": 4})
     assert not torch.equal(a.net.cell.layers[0].weight, c.net.cell.layers[0].weight)
+
+
+def test_alpha_init_sets_the_range_of_the_plastic_gains():
+    for scale in (0.1, 0.5):
+        rule = build_policy({"kind": "liquid", "alpha_init": scale}).net.cell.rule
+        alpha = rule.alpha[rule.mask.bool()]
+        assert alpha.abs().max() <= scale and alpha.abs().max() > 0.8 * scale
+    with pytest.raises(ValueError, match="alpha_init"):
+        build_policy({"kind": "liquid", "alpha_init": -1.0})
