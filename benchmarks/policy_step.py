@@ -133,8 +133,11 @@ def main() -> None:
             throughput_rows.append((units, name, seconds * 1e6, batch / seconds))
 
     act_fns = {}
-    for kind in ("liquid", "liquid-ltc", "cfc", "lstm", "mlp"):
-        policy = build_policy({"kind": kind})
+    act_configs = [(kind, {"kind": kind}) for kind in ("liquid", "liquid-ltc", "cfc", "lstm", "mlp")]
+    # the shipped liquid's rule: one neuromodulator per neuron (configs/liquid.yaml)
+    act_configs.insert(1, ("liquid, modulator per neuron", {"kind": "liquid", "modulator": "neuron", "alpha_init": 0.5}))
+    for label, config in act_configs:
+        policy = build_policy(config)
         policy.reset(1)
         obs = rng.standard_normal((256, policy.config.obs_dim)).astype(np.float32)
         i = [0]
@@ -143,7 +146,7 @@ def main() -> None:
             i[0] = (i[0] + 1) & 255
             return policy.act(obs[i[0]])
 
-        act_fns[f"{kind} ({policy.num_parameters} parameters)"] = act
+        act_fns[f"{label} ({policy.num_parameters} parameters)"] = act
     act_times = measure(act_fns, args.calls, args.rounds)
 
     if args.markdown:
