@@ -64,7 +64,7 @@ def _student(job: EpisodeJob):
 
 def run_episode(job: EpisodeJob) -> EpisodeData:
     """One labelled episode (the student acts every step to keep its state, even when the expert drives)."""
-    from policies.expert import ExpertController
+    from navctl.expert import ExpertController
 
     env = _env(job.scenario)
     expert = ExpertController()

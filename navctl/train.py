@@ -32,12 +32,14 @@ from typing import Any, Optional
 
 import numpy as np
 
+from envs.terrain_nav import TerrainNavEnv
 from navctl.dagger import Collector, EpisodeData, EpisodeJob
 from navctl.errors import UsageError
 from navctl.io import atomic_path, atomic_write_json, atomic_write_text
 from navctl.train_config import load_config, scenario_names
 
 CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "policies" / "checkpoints"
+CONTROL_DT_S = 1.0 / TerrainNavEnv.control_hz  # s, one control step of the env (and of the policy)
 VALIDATION_SEED_OFFSET = 1_000_000  # validation seeds never collide with training seeds
 
 
@@ -83,7 +85,7 @@ def fit(policy, episodes: list[EpisodeData], optim_cfg: dict, mirrored: bool, se
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     seqs = _sequences(episodes, mirrored)
-    dt = 1.0 / 20  # s, the env's control period
+    dt = CONTROL_DT_S
     b, chunk = optim_cfg["batch_episodes"], optim_cfg["chunk_steps"]
     net = policy.net
     opt = torch.optim.Adam(net.parameters(), lr=optim_cfg["lr"])
@@ -163,7 +165,7 @@ def _jobs(cfg: dict, round_index: int, train: list[str], policy) -> list[Episode
     count = cfg["dagger"]["expert_episodes"] if round_index == 0 else cfg["dagger"]["episodes_per_round"]
     rng = np.random.default_rng([cfg["seed"], round_index])
     weights = None if round_index == 0 else _weights(policy)
-    max_steps = int(cfg["dagger"]["max_episode_s"] * 20) or None
+    max_steps = int(cfg["dagger"]["max_episode_s"] * TerrainNavEnv.control_hz) or None
     jobs = []
     for i in range(count):
         jobs.append(EpisodeJob(
@@ -239,7 +241,7 @@ def train(config_path: str, out: Optional[str] = None, resume: bool = False, see
             raise UsageError(f"{out_dir}: was trained with a different config or seed than {config_path}; cannot resume")
     (out_dir / "data").mkdir(parents=True, exist_ok=True)
 
-    policy = policies.build(cfg["policy"])
+    policy = policies.build({"dt": CONTROL_DT_S, **cfg["policy"]})
     if state["rounds_done"] > 0:
         policy = policies.load(out_dir / "model.safetensors")
     episodes: list[EpisodeData] = []
