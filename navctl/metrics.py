@@ -74,6 +74,11 @@ def path_efficiency(shortest_m: float, driven_m: float) -> float:
     return shortest_m / max(shortest_m, driven_m) if shortest_m > 0 else 1.0
 
 
+def spl(traj: Trajectory) -> float:
+    """Success weighted by path length: path_efficiency on success, 0 otherwise."""
+    return path_efficiency(traj.shortest_path_length, traj.path_length) if traj.success else 0.0
+
+
 def episode_metrics(traj: Trajectory) -> dict[str, Any]:
     """The per-episode row: outcome, efficiency, safety, adaptation."""
     shortest = traj.shortest_path_length
@@ -89,7 +94,7 @@ def episode_metrics(traj: Trajectory) -> dict[str, Any]:
         "scenario": traj.scenario,
         "seed": traj.seed,
         "success": traj.success,
-        "spl": ratio if traj.success else 0.0,
+        "spl": spl(traj),
         "soft_spl": progress * ratio,
         "collisions": onsets,
         "collided": onsets > 0,

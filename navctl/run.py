@@ -227,7 +227,7 @@ def _draw(path: Path, scenario: Scenario, results: Sequence[EpisodeResult], poli
             label += " (fallback: the liquid checkpoint is missing)"
         elif note:
             label += " (for comparison)"
-        panels.append((f"{label}\n{_outcome(parse_row(result.row))}", result.trajectory, result.obstacles))
+        panels.append((f"{label}\n{_outcome(parse_row(result.row))}", result.trajectory, result.trajectory.obstacles))
     if not panels:
         return False
     seed0 = episode_seed(seed, scenario.name, 0)

@@ -32,9 +32,14 @@ from typing import Any, Optional
 
 import numpy as np
 
+from envs import scenarios as scenario_files
 from envs.terrain_nav import TerrainNavEnv
-from navctl.dagger import Collector, EpisodeData, EpisodeJob
+from navctl.backends import BACKENDS, Executor
+from navctl.episode import Task
 from navctl.errors import UsageError
+from navctl.metrics import spl
+from navctl.policy_names import PolicyWeights
+from navctl.rollout import Trajectory
 from navctl.io import atomic_path, atomic_write_json, atomic_write_text
 from navctl.train_config import load_config, scenario_names
 
@@ -70,14 +75,14 @@ def mirror(obs: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 
 # --- the training step ---------------------------------------------------------------------
-def _sequences(episodes: list[EpisodeData], mirrored: bool) -> list[tuple[np.ndarray, np.ndarray]]:
-    seqs = [(e.obs, e.expert_actions) for e in episodes]
-    if mirrored:
-        seqs += [mirror(e.obs, e.expert_actions) for e in episodes]
-    return seqs
+Sequence = tuple[np.ndarray, np.ndarray]  # one episode's observations (T, obs_dim) and labels (T, 2)
 
 
-def fit(policy, episodes: list[EpisodeData], optim_cfg: dict, mirrored: bool, seed: int,
+def _sequences(episodes: list[Sequence], mirrored: bool) -> list[Sequence]:
+    return episodes + [mirror(obs, labels) for obs, labels in episodes] if mirrored else list(episodes)
+
+
+def fit(policy, episodes: list[Sequence], optim_cfg: dict, mirrored: bool, seed: int,
         progress=None) -> float:
     """Trains `policy` on all episodes by truncated BPTT; returns the last epoch's mean loss."""
     import torch
@@ -132,7 +137,7 @@ def fit(policy, episodes: list[EpisodeData], optim_cfg: dict, mirrored: bool, se
     return epoch_loss
 
 
-def set_normalization(policy, episodes: list[EpisodeData], mirrored: bool) -> None:
+def set_normalization(policy, episodes: list[Sequence], mirrored: bool) -> None:
     """Observation mean and std from data (std floored so constant inputs stay finite)."""
     import torch
 
@@ -143,50 +148,49 @@ def set_normalization(policy, episodes: list[EpisodeData], mirrored: bool) -> No
 
 
 # --- a run ----------------------------------------------------------------------------------
-def _weights(policy) -> dict[str, np.ndarray]:
-    return {k: v.detach().cpu().numpy().copy() for k, v in policy.net.state_dict().items()}
-
-
-def _digest(weights: dict[str, np.ndarray]) -> str:
-    h = hashlib.sha256()
-    for k in sorted(weights):
-        h.update(k.encode())
-        h.update(np.ascontiguousarray(weights[k]).tobytes())
-    return h.hexdigest()[:16]
-
-
 def _beta(cfg: dict, round_index: int) -> float:
     if round_index == 0:
         return 1.0
     return cfg["dagger"]["beta_start"] * cfg["dagger"]["beta_decay"] ** (round_index - 1)
 
 
-def _jobs(cfg: dict, round_index: int, train: list[str], policy) -> list[EpisodeJob]:
+def _collection_tasks(cfg: dict, round_index: int, train: list, policy) -> list[Task]:
+    """Round 0: the expert drives; later rounds: the student, the expert taking over a step
+    with probability beta. The expert labels every step."""
     count = cfg["dagger"]["expert_episodes"] if round_index == 0 else cfg["dagger"]["episodes_per_round"]
     rng = np.random.default_rng([cfg["seed"], round_index])
-    weights = None if round_index == 0 else _weights(policy)
+    student = None if round_index == 0 else PolicyWeights.of(policy, cfg["policy"])
     max_steps = int(cfg["dagger"]["max_episode_s"] * TerrainNavEnv.control_hz) or None
-    jobs = []
+    tasks = []
     for i in range(count):
-        jobs.append(EpisodeJob(
-            scenario=train[i % len(train)],
-            seed=int(rng.integers(0, VALIDATION_SEED_OFFSET)),
-            beta=_beta(cfg, round_index),
-            mix_seed=int(rng.integers(0, 2**31)),
-            policy_config=None if weights is None else cfg["policy"],
-            weights=weights,
-            weights_id="" if weights is None else _digest(weights),
-            max_steps=max_steps,
-        ))
-    return jobs
+        seed = int(rng.integers(0, VALIDATION_SEED_OFFSET))
+        tasks.append(Task("expert" if student is None else "student", train[i % len(train)], i, seed,
+                          weights=student, teacher="expert", takeover=_beta(cfg, round_index),
+                          coin_seed=int(rng.integers(0, 2**31)), max_steps=max_steps))
+    return tasks
 
 
-def _validation_jobs(cfg: dict, policy, round_index: int) -> list[EpisodeJob]:
-    weights = _weights(policy)
+def _validation_tasks(cfg: dict, policy) -> list[Task]:
+    student = PolicyWeights.of(policy, cfg["policy"])
     names = scenario_names(cfg["scenarios"]["validation"])
-    return [EpisodeJob(scenario=name, seed=VALIDATION_SEED_OFFSET + 1000 * k + i, beta=0.0, mix_seed=0,
-                       policy_config=cfg["policy"], weights=weights, weights_id=_digest(weights))
+    return [Task("student", scenario_files.load(name), i, VALIDATION_SEED_OFFSET + 1000 * k + i, keep_trajectory=True,
+                 weights=student)
             for i, name in enumerate(names) for k in range(cfg["scenarios"]["validation_episodes"])]
+
+
+def run_episodes(executor: Executor, tasks: list[Task]) -> list[Trajectory]:
+    """The trajectories of `tasks`, in task order; an episode that failed raises."""
+    results = {}
+    for index, result in enumerate(executor.run(tasks)):
+        if result.row["status"] != "ok":
+            raise RuntimeError(f"episode {result.row['episode']} on {result.row['scenario']} failed: {result.row['error']}")
+        results[(result.row["scenario"], int(result.row["episode"]), int(result.row["seed"]))] = result.trajectory
+    return [results[(t.scenario.name, t.episode, t.seed)] for t in tasks]
+
+
+def labelled(traj: Trajectory) -> Sequence:
+    """A DAgger episode as a training sequence: what the student saw before each step, and the expert's labels."""
+    return traj.observations[:-1], traj.labels
 
 
 def _git_commit() -> Optional[str]:
@@ -198,27 +202,26 @@ def _git_commit() -> Optional[str]:
         return None
 
 
-def _save_data(path: Path, episodes: list[EpisodeData]) -> None:
+def _save_data(path: Path, episodes: list[Trajectory]) -> None:
     arrays: dict[str, np.ndarray] = {}
-    for i, e in enumerate(episodes):
-        arrays[f"obs_{i}"] = e.obs
-        arrays[f"act_{i}"] = e.expert_actions
-    meta = [{"scenario": e.scenario, "seed": e.seed, "success": e.success, "spl": e.spl,
-             "termination": e.termination} for e in episodes]
+    for i, traj in enumerate(episodes):
+        arrays[f"obs_{i}"], arrays[f"act_{i}"] = labelled(traj)
+    meta = [{"scenario": t.scenario, "seed": t.seed, "success": t.success, "spl": spl(t),
+             "termination": str(t.termination)} for t in episodes]
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     with atomic_path(path) as tmp:  # the temp name keeps .npz, so savez writes exactly there
         np.savez(tmp, **arrays)
 
 
-def _load_data(path: Path) -> list[EpisodeData]:
+def _load_data(path: Path) -> list[Sequence]:
     with np.load(path, allow_pickle=False) as z:
-        meta = json.loads(z["meta"].tobytes().decode())
-        return [EpisodeData(m["scenario"], m["seed"], z[f"obs_{i}"], z[f"act_{i}"], m["success"], m["spl"],
-                            m["termination"]) for i, m in enumerate(meta)]
+        count = len(json.loads(z["meta"].tobytes().decode()))
+        return [(z[f"obs_{i}"], z[f"act_{i}"]) for i in range(count)]
 
 
 def train(config_path: str, out: Optional[str] = None, resume: bool = False, seed: Optional[int] = None,
-          ship: bool = False, show_progress: bool = True) -> dict[str, Any]:
+          ship: bool = False, show_progress: bool = True, backend: str = "local",
+          ray_address: Optional[str] = None) -> dict[str, Any]:
     """Runs (or resumes) a training run; returns the model card."""
     import policies
     import torch
@@ -244,13 +247,13 @@ def train(config_path: str, out: Optional[str] = None, resume: bool = False, see
     policy = policies.build({"dt": CONTROL_DT_S, **cfg["policy"]})
     if state["rounds_done"] > 0:
         policy = policies.load(out_dir / "model.safetensors")
-    episodes: list[EpisodeData] = []
+    episodes: list[Sequence] = []
     for r in range(state["rounds_done"]):
         episodes += _load_data(out_dir / "data" / f"round_{r}.npz")
 
-    train_names = scenario_names(cfg["scenarios"]["train"])
+    train_scenarios = [scenario_files.load(name) for name in scenario_names(cfg["scenarios"]["train"])]
     total_rounds = 1 + cfg["dagger"]["rounds"]
-    collector = Collector(cfg["workers"], cfg["torch_threads"])
+    executor = Executor(backend, cfg["workers"] or None, ray_address)
     metrics_csv = out_dir / "metrics.csv"
     board = _tensorboard(out_dir)
     try:
@@ -259,25 +262,26 @@ def train(config_path: str, out: Optional[str] = None, resume: bool = False, see
         for r in bar:
             started = time.perf_counter()
             bar.set_postfix_str(f"round {r}: collecting (beta {_beta(cfg, r):.2f})")
-            new = list(collector.run(_jobs(cfg, r, train_names, policy)))
+            new = run_episodes(executor, _collection_tasks(cfg, r, train_scenarios, policy))
             _save_data(out_dir / "data" / f"round_{r}.npz", new)
-            episodes += new
+            episodes += [labelled(t) for t in new]
+            torch.set_num_threads(cfg["torch_threads"])  # an in-process episode runs torch on one thread
             if r == 0:
                 set_normalization(policy, episodes, cfg["dagger"]["mirror"])
             bar.set_postfix_str(f"round {r}: training")
             loss = fit(policy, episodes, cfg["optim"], cfg["dagger"]["mirror"], seed=cfg["seed"] * 1000 + r,
                        progress=bar)
             bar.set_postfix_str(f"round {r}: validating")
-            val = list(collector.run(_validation_jobs(cfg, policy, r)))
+            val = run_episodes(executor, _validation_tasks(cfg, policy))
             row = {
                 "round": r,
                 "beta": _beta(cfg, r),
                 "episodes": len(episodes),
-                "data_steps": int(sum(len(e.obs) for e in episodes)),
+                "data_steps": int(sum(len(obs) for obs, _ in episodes)),
                 "loss": loss,
                 "round_success": float(np.mean([e.success for e in new])),
                 "val_success": float(np.mean([e.success for e in val])),
-                "val_spl": float(np.mean([e.spl for e in val])),
+                "val_spl": float(np.mean([spl(t) for t in val])),
                 "seconds": time.perf_counter() - started,
             }
             with atomic_path(out_dir / "model.safetensors") as tmp:
@@ -295,7 +299,7 @@ def train(config_path: str, out: Optional[str] = None, resume: bool = False, see
             bar.set_postfix_str(f"round {r}: loss {loss:.4f} val success {row['val_success']:.2f}")
         bar.close()
     finally:
-        collector.close()
+        executor.close()
         if board is not None:
             board.close()
 
@@ -361,10 +365,15 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ship", action="store_true",
                         help="copy the final checkpoint and model card into policies/checkpoints/NAME.*")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--backend", choices=BACKENDS, default="local",
+                        help="where the training and validation episodes run: local processes (default) or Ray")
+    parser.add_argument("--ray-address", default=None, metavar="HOST:PORT",
+                        help="the Ray cluster to use with --backend ray (default: start a local Ray)")
 
 
 def main(args: argparse.Namespace) -> int:
-    card = train(args.config, args.out, args.resume, args.seed, args.ship, show_progress=not args.no_progress)
+    card = train(args.config, args.out, args.resume, args.seed, args.ship, show_progress=not args.no_progress,
+                 backend=args.backend, ray_address=args.ray_address)
     v = card["validation"]
     print(f"{card['name']}: validation success {v['success_rate']:.2f}, SPL {v['spl']:.2f}, "
           f"{card['data_steps']} data steps, {card['training_wall_time_s']:.0f} s")
