@@ -121,7 +121,7 @@ def test_bad_config_names_file_and_field(tmp_path):
     with pytest.raises(UsageError, match=r"tiny.yaml: optim.epoch: unknown field \(did you mean 'epochs'\?\)"):
         load_config(write_config(tmp_path, bad))
     bad = dict(TINY, seed="zero")
-    with pytest.raises(UsageError, match=r"tiny.yaml: seed: must be int, got str"):
+    with pytest.raises(UsageError, match=r"tiny.yaml: seed: must be an integer, got string 'zero'"):
         load_config(write_config(tmp_path, bad))
     bad = dict(TINY, scenarios={"train": ["flat", "no-such-place"]})
     with pytest.raises(UsageError, match=r"tiny.yaml: scenarios.train\[1\]: .*no-such-place"):
@@ -151,14 +151,20 @@ def test_tiny_training_learns_and_beats_the_untrained_policy(tmp_path):
 
     config = write_config(tmp_path, TINY)
     cfg = load_config(config)
-    untrained = policies.build(cfg["policy"])
+    untrained = policies.build(cfg.policy)
     with Executor(workers=1) as executor:
         before = [t.success for t in run_episodes(executor, _validation_tasks(cfg, untrained))]
     card = train(str(config), out=str(tmp_path / "run"), show_progress=False)
     rounds = card["rounds"]
     assert rounds[-1]["loss"] < rounds[0]["loss"] or rounds[0]["loss"] < 0.05
     assert card["validation"]["success_rate"] > np.mean(before)
-    assert (tmp_path / "run" / "metrics.csv").read_text().count("\n") == len(rounds) + 1
+    metrics = (tmp_path / "run" / "metrics.csv").read_text().splitlines()
+    assert len(metrics) == len(rounds) + 1
+    assert {"collect_s", "fit_s", "validate_s"} <= set(metrics[0].split(","))
+    for r in rounds:  # where the time went: the three phases make up the round
+        assert min(r["collect_s"], r["fit_s"], r["validate_s"]) > 0
+        assert r["collect_s"] + r["fit_s"] + r["validate_s"] == pytest.approx(r["seconds"], rel=0.05)
+    assert card["time_s"]["fit"] == pytest.approx(sum(r["fit_s"] for r in rounds), abs=0.1)
 
 
 @pytest.mark.slow
