@@ -48,7 +48,7 @@ def liquid_policy_name(tmp: Path) -> tuple[str, str]:
 
         path = tmp / "liquid-untrained.safetensors"
         save_policy(policies.build({"kind": "liquid"}), path)
-        return str(path), "untrained liquid policy (no shipped checkpoint yet)"
+        return str(path), "untrained liquid policy (the shipped checkpoint is missing)"
 
 
 class TimedPhysics:

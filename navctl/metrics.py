@@ -21,11 +21,6 @@ RECOVERY_FRACTION = 0.8
 MIN_RATE = 0.05  # m/s
 
 
-def progress_rate(traj: Trajectory) -> np.ndarray:
-    """Per-step speed toward the goal, m/s, (T,) aligned with the step ends."""
-    return -np.diff(traj.distance) / traj.dt
-
-
 def _mean_rate(traj: Trajectory, t0: float, t1: float) -> float:
     """Average progress rate between simulated times t0 and t1 (clipped to the episode)."""
     t = traj.time_s
