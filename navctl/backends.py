@@ -108,12 +108,13 @@ class Executor:
         self._pool.shutdown(wait=wait_for_workers, cancel_futures=True)
         self._pool = None
 
-    def close(self) -> None:
-        """Ends the workers (and the Ray this executor started)."""
+    def close(self, wait: bool = True) -> None:
+        """Ends the workers (and the Ray this executor started); without `wait`, episodes
+        still running are killed rather than awaited."""
         if self._runner is not None:
             self._runner.close()
             self._runner = None
-        self._stop_pool(wait_for_workers=True)
+        self._stop_pool(wait_for_workers=wait)
         if self._ray is not None:
             ray, _, started = self._ray
             self._ray = None
@@ -123,8 +124,8 @@ class Executor:
     def __enter__(self) -> "Executor":
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        self.close(wait=exc_type is None)  # after an error or Ctrl-C nobody waits for the episodes
 
 
 def run_tasks(tasks: Sequence[Task], backend: str = "local", workers: Optional[int] = None,
