@@ -10,17 +10,20 @@
    are measured alternately `--trials` times and the best run of each is compared (as
    timeit does: on a shared virtual machine the same run varies by 10-20% from one try to
    the next). CPU seconds per episode are printed too: they show how many cores the 2-worker
-   run actually got.
+   run actually got. With --training the same is measured on training collection tasks
+   (the liquid policy sent by value, the expert labelling every step and taking over with
+   probability 0.5, as in a DAgger round of `navctl train`).
 
 The shipped `liquid` checkpoint is used if there is one, else an untrained liquid policy of
 the same architecture (the same arithmetic per step), saved to a temporary checkpoint so
 that worker processes can load it.
 
-    python benchmarks/rollout.py [--scenario right-motor-fade] [--episodes 16] [--trials 3] [--repeats 3]
+    python benchmarks/rollout.py [--scenario right-motor-fade] [--episodes 16] [--trials 3] [--repeats 3] [--training]
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import resource
 import tempfile
@@ -32,8 +35,9 @@ from envs import terrain_nav
 from envs.scenarios import load
 from envs.terrain_nav import TerrainNavEnv
 from navctl.backends import run_tasks
+from navctl.episode import Task
 from navctl.evaluate import plan
-from navctl.policy_names import make_policy
+from navctl.policy_names import PolicyWeights, make_policy
 from navctl.rollout import rollout
 
 
@@ -48,7 +52,7 @@ def liquid_policy_name(tmp: Path) -> tuple[str, str]:
 
         path = tmp / "liquid-untrained.safetensors"
         save_policy(policies.build({"kind": "liquid"}), path)
-        return str(path), "untrained liquid policy (no shipped checkpoint yet)"
+        return str(path), "untrained liquid policy (the shipped checkpoint is missing)"
 
 
 class TimedPhysics:
@@ -87,9 +91,16 @@ def _cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def throughput(name: str, scenario, episodes: int, workers: int) -> tuple[float, float]:
-    """(episodes per minute, CPU seconds per episode) of the evaluation engine, pool start-up included."""
-    tasks = plan([name], [scenario], episodes, seed=0)
+def training_tasks(name: str, scenario, episodes: int) -> list[Task]:
+    """A DAgger round's collection: the policy by value, the expert teaching (takeover 0.5)."""
+    policy = make_policy(name)
+    student = PolicyWeights.of(policy, dataclasses.asdict(policy.config))
+    return [Task("student", scenario, i, i, weights=student, teacher="expert", takeover=0.5, coin_seed=i)
+            for i in range(episodes)]
+
+
+def throughput(tasks: list, workers: int) -> tuple[float, float]:
+    """(episodes per minute, CPU seconds per episode) of the executor, pool start-up included."""
     t0, c0 = time.perf_counter(), _cpu_seconds()
     results = list(run_tasks(tasks, workers=workers))  # the pool has shut down: its CPU time is counted
     wall, cpu = time.perf_counter() - t0, _cpu_seconds() - c0
@@ -105,6 +116,7 @@ def main() -> None:
     ap.add_argument("--episodes", type=int, default=16, help="episodes per throughput measurement")
     ap.add_argument("--trials", type=int, default=3, help="alternating 1- and 2-worker measurements")
     ap.add_argument("--repeats", type=int, default=3, help="episodes timed for the real-time factor")
+    ap.add_argument("--training", action="store_true", help="measure throughput on training collection tasks")
     args = ap.parse_args()
     scenario = load(args.scenario)
     print(f"cpus: {os.cpu_count()}, load average at start: {os.getloadavg()[0]:.2f}")
@@ -122,14 +134,17 @@ def main() -> None:
               f"real-time factor {simulated / wall:.1f}x")
         print(f"inside stepSimulation: {physics:.1f} s; loop / physics = {wall / physics:.3f} (target <= 1.25)")
 
+        tasks = (training_tasks(name, scenario, args.episodes) if args.training
+                 else plan([name], [scenario], args.episodes, seed=0))
+        kind = "training collection" if args.training else "evaluation"
         trials = {1: [], 2: []}
         for _ in range(args.trials):
             for workers in (1, 2):
-                trials[workers].append(throughput(name, scenario, args.episodes, workers))
-        print("evaluation trials, episodes/min: " + "; ".join(
+                trials[workers].append(throughput(tasks, workers))
+        print(f"{kind} trials, episodes/min: " + "; ".join(
             f"{w} worker{'s' if w > 1 else ''}: " + ", ".join(f"{t[0]:.1f}" for t in trials[w]) for w in (1, 2)))
         (one, cpu_one), (two, cpu_two) = (max(trials[w]) for w in (1, 2))
-        print(f"evaluation, {args.episodes} episodes, best of {args.trials}: 1 worker {one:.1f} episodes/min "
+        print(f"{kind}, {args.episodes} episodes, best of {args.trials}: 1 worker {one:.1f} episodes/min "
               f"({cpu_one:.1f} CPU s each), 2 workers {two:.1f} episodes/min ({cpu_two:.1f} CPU s each, "
               f"start-up included); speed-up {two / one:.2f}x (target >= 1.8)")
         med = [sorted(t[0] for t in trials[w])[len(trials[w]) // 2] for w in (1, 2)]

@@ -11,7 +11,6 @@ import math
 
 import numpy as np
 from envs.quiet import pybullet as p
-import pybullet_data
 
 from envs.quiet import c_output_silenced
 
@@ -25,13 +24,10 @@ TORQUE_LIMIT_NM = 30.0  # per wheel, at motor gain 1
 LATERAL_FRICTION_RATIO = 0.3
 CHASSIS_LINK = 0  # base_link; the URDF's root is base_footprint, at ground level
 CHASSIS_MASS_KG = 33.455
-WHEEL_NAMES = ("front_left", "front_right", "rear_left", "rear_right")
-WHEEL_JOINTS = (2, 3, 4, 5)
-WHEEL_SIDE = np.array([0, 1, 0, 1])  # 0 = left, 1 = right, per wheel in WHEEL_NAMES order
+WHEEL_JOINTS = (2, 3, 4, 5)  # front left, front right, rear left, rear right
 # Wheel centres in the base_footprint frame (x forward, y left), metres.
 WHEEL_OFFSETS = np.array([[0.256, 0.2854], [0.256, -0.2854], [-0.256, 0.2854], [-0.256, -0.2854]])
 CHASSIS_HALF_SIZE = (0.504, 0.2855)  # collision box half extents (x, y), metres
-NON_WHEEL_LINKS = frozenset({-1, 0, 1, 6, 7, 8, 9})
 
 
 def wheel_speed_targets(action: np.ndarray) -> tuple[float, float]:

@@ -57,13 +57,6 @@ def obstacle_shape(ob: Obstacle) -> Rect | Circle:
     return Circle(center=ob.center, radius_m=ob.radius_m)
 
 
-def obstacle_radius(ob: Obstacle) -> float:
-    """Radius of the circle around the obstacle's footprint, metres."""
-    if isinstance(ob, BoxObstacle):
-        return 0.5 * math.hypot(ob.size[0], ob.size[1])
-    return ob.radius_m
-
-
 @dataclass
 class Terrain:
     scenario: Scenario

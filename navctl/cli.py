@@ -44,17 +44,6 @@ def _is_user_error(exc: BaseException) -> bool:
     return isinstance(exc, ValueError) and type(exc) is not ValueError and package in ("envs", "policies", "navctl")
 
 
-def _command_module(name: str) -> Optional[ModuleType]:
-    """The command's module, or None when it does not exist yet (navctl.train)."""
-    module_name = COMMANDS[name][0]
-    try:
-        return importlib.import_module(module_name)
-    except ModuleNotFoundError as e:
-        if e.name == module_name:
-            return None
-        raise
-
-
 def _parser(command: Optional[str]) -> tuple[argparse.ArgumentParser, Optional[ModuleType]]:
     """The parser; only the chosen command's module is imported (train pulls in torch)."""
     parser = _Parser(prog="navctl", description="Robot navigation on changing terrain: run, evaluate, train.")
@@ -63,9 +52,8 @@ def _parser(command: Optional[str]) -> tuple[argparse.ArgumentParser, Optional[M
     for name, (_, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text)
         if name == command:
-            module = _command_module(name)
-            if module is not None:
-                module.configure_parser(p)
+            module = importlib.import_module(COMMANDS[name][0])
+            module.configure_parser(p)
     return parser, module
 
 
@@ -74,9 +62,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv[0] if argv and argv[0] in COMMANDS else None
     parser, module = _parser(command)
-    if command is not None and module is None:
-        print(f"navctl {command}: not available yet", file=sys.stderr)
-        return 2
     args, extra = parser.parse_known_args(argv)
     if extra:  # report them against the command, not the top-level parser
         prog = f"navctl {command}" if command else "navctl"

@@ -1,10 +1,16 @@
-"""One evaluation episode: a Task in, a per-episode row (plus, on request, its Trajectory) out.
+"""One episode as a job: a Task in, an EpisodeResult (its CSV row, and on request its
+Trajectory) out. The same job type serves evaluation and training collection.
 
-A task is fully determined by (policy name, scenario, episode seed): the policy is reset and
-the environment reseeded at the start of every episode, so where and after what an episode
-runs does not change its result. `Runner` keeps one environment per scenario and one policy
-per name for the life of a worker process. An episode that raises becomes a row with
-status "error" and the exception's message.
+    Task           what to run: policy (a name, or a student by value), scenario, seed, and
+                   for DAgger the teacher and its takeover probability
+    Trajectory     what happened, step by step (navctl.rollout, the one episode loop)
+    EpisodeResult  what a worker sends back: the row, and the trajectory when asked for
+
+A task is fully determined by its fields: the policy is reset and the environment reseeded
+at the start of every episode, so where and after what an episode runs does not change its
+result. `Runner` keeps one environment per scenario and one policy per name for the life of
+a worker process. An episode that raises becomes a row with status "error" and the
+exception's message.
 
 Row columns (`COLUMNS`): times in simulated seconds, lengths in metres, rates in m/s toward
 the goal. `events` is a JSON list with, for every event that fired, its time, position,
@@ -25,6 +31,7 @@ import numpy as np
 
 from envs.scenarios import Scenario
 from navctl import policy_names
+from navctl.policy_names import PolicyWeights
 from navctl.metrics import aligned_progress, episode_metrics
 from navctl.rollout import Trajectory, rollout
 
@@ -52,13 +59,24 @@ def episode_seed(seed: int, scenario: str, index: int) -> int:
 
 @dataclass(frozen=True)
 class Task:
-    """One episode to run. `policy` is a name for policy_names.make_policy."""
+    """One episode to run.
+
+    `policy` is a name for policy_names.make_policy, or, when `weights` is given, the label
+    of that learned policy in the row. With a `teacher` (a policy name, e.g. "expert") the
+    episode is a DAgger episode (see navctl.rollout.rollout): the trajectory is kept, with
+    the teacher's labels and the observations.
+    """
 
     policy: str
     scenario: Scenario
     episode: int
     seed: int
     keep_trajectory: bool = False
+    weights: Optional[PolicyWeights] = None
+    teacher: Optional[str] = None
+    takeover: float = 0.0  # probability that the teacher's action is executed at a step
+    coin_seed: int = 0  # seeds the per-step teacher/policy coin
+    max_steps: Optional[int] = None  # cut the episode after this many steps
 
     @property
     def key(self) -> tuple[str, str, int, int]:
@@ -69,7 +87,6 @@ class Task:
 class EpisodeResult:
     row: dict[str, Any]
     trajectory: Optional[Trajectory] = None
-    obstacles: Optional[tuple] = None  # the episode's fixed and random obstacles
 
 
 def _num(x: Any) -> Optional[float]:
@@ -154,6 +171,7 @@ class Runner:
         self.render_mode = render_mode
         self._envs: dict[Scenario, Any] = {}
         self._policies: dict[str, Any] = {}
+        self._student: tuple[str, Any] = ("", None)  # (digest, policy): the last policy sent by value
 
     def _env(self, scenario: Scenario):
         if scenario not in self._envs:
@@ -167,23 +185,34 @@ class Runner:
             _single_threaded_torch()
         return self._policies[name]
 
+    def _by_value(self, weights: PolicyWeights):
+        if self._student[0] != weights.digest:  # one at a time: training sends a new one every round
+            self._student = (weights.digest, weights.build())
+            _single_threaded_torch()
+        return self._student[1]
+
     def run(self, task: Task, frames: Optional[list] = None) -> EpisodeResult:
         """Runs one episode; an exception becomes an error row (and the cached env and policy,
         whose state is now unknown, are rebuilt for the next task)."""
         try:
             env = self._env(task.scenario)
-            traj = rollout(env, self._policy(task.policy), task.seed, frames=frames)
+            policy = self._policy(task.policy) if task.weights is None else self._by_value(task.weights)
+            teacher = None if task.teacher is None else self._policy(task.teacher)
+            traj = rollout(env, policy, task.seed, teacher=teacher, takeover=task.takeover,
+                           coin_seed=task.coin_seed, frames=frames, max_steps=task.max_steps)
             traj.policy = task.policy
             row = make_row(task, traj)
         except Exception as exc:  # noqa: BLE001 - any failure of one episode is recorded, the run goes on
             self._forget(task)
             return EpisodeResult(error_row(task, exc))
-        if not task.keep_trajectory:
-            return EpisodeResult(row)
-        return EpisodeResult(row, traj, tuple(env.unwrapped.terrain.obstacles))
+        keep = task.keep_trajectory or task.teacher is not None
+        return EpisodeResult(row, traj if keep else None)
 
     def _forget(self, task: Task) -> None:
         self._policies.pop(task.policy, None)
+        if task.teacher is not None:
+            self._policies.pop(task.teacher, None)
+        self._student = ("", None)
         env = self._envs.pop(task.scenario, None)
         if env is not None:
             _close(env)
@@ -193,6 +222,7 @@ class Runner:
             _close(env)
         self._envs.clear()
         self._policies.clear()
+        self._student = ("", None)
 
 
 def _close(env) -> None:

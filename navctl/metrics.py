@@ -21,11 +21,6 @@ RECOVERY_FRACTION = 0.8
 MIN_RATE = 0.05  # m/s
 
 
-def progress_rate(traj: Trajectory) -> np.ndarray:
-    """Per-step speed toward the goal, m/s, (T,) aligned with the step ends."""
-    return -np.diff(traj.distance) / traj.dt
-
-
 def _mean_rate(traj: Trajectory, t0: float, t1: float) -> float:
     """Average progress rate between simulated times t0 and t1 (clipped to the episode)."""
     t = traj.time_s
@@ -74,6 +69,11 @@ def path_efficiency(shortest_m: float, driven_m: float) -> float:
     return shortest_m / max(shortest_m, driven_m) if shortest_m > 0 else 1.0
 
 
+def spl(traj: Trajectory) -> float:
+    """Success weighted by path length: path_efficiency on success, 0 otherwise."""
+    return path_efficiency(traj.shortest_path_length, traj.path_length) if traj.success else 0.0
+
+
 def episode_metrics(traj: Trajectory) -> dict[str, Any]:
     """The per-episode row: outcome, efficiency, safety, adaptation."""
     shortest = traj.shortest_path_length
@@ -89,7 +89,7 @@ def episode_metrics(traj: Trajectory) -> dict[str, Any]:
         "scenario": traj.scenario,
         "seed": traj.seed,
         "success": traj.success,
-        "spl": ratio if traj.success else 0.0,
+        "spl": spl(traj),
         "soft_spl": progress * ratio,
         "collisions": onsets,
         "collided": onsets > 0,

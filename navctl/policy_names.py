@@ -1,21 +1,63 @@
-"""Policy names as the command line takes them, turned into ready Policy objects.
+"""The one place a policy reference becomes a ready Policy object.
 
-    expert, classical   the hand-written controllers (policies/expert.py, policies/classical.py)
+Names as the command line takes them:
+
+    expert, classical   the hand-written controllers (navctl/expert.py, policies/classical.py);
+                        navctl gives them what they know of the robot, from envs
     liquid, liquid-ltc, cfc, lstm, mlp
                         shipped checkpoints, via policies.load
     NAME-frozen         NAME with its plastic traces frozen (plasticity ablation)
     a file path         a checkpoint, via policies.load
+
+and, for training, a learned policy by value (`PolicyWeights`: its config and weights), which
+is how the student travels to the workers that collect its episodes.
 """
 from __future__ import annotations
 
+import hashlib
 import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
 
 from navctl.errors import UsageError
+from policies import SHIPPED
 from policies.base import Policy
 
 CONTROLLERS = ("expert", "classical")
-SHIPPED = ("liquid", "liquid-ltc", "cfc", "lstm", "mlp")
 FROZEN_SUFFIX = "-frozen"
+
+
+@dataclass(frozen=True, eq=False)
+class PolicyWeights:
+    """A learned policy by value: `config` for policies.build and its state dict as numpy arrays."""
+
+    config: dict[str, Any]
+    weights: dict[str, np.ndarray]
+    digest: str = field(init=False)  # identifies the weights (a worker rebuilds the policy only when it changes)
+
+    def __post_init__(self) -> None:
+        h = hashlib.sha256()
+        for k in sorted(self.weights):
+            h.update(k.encode())
+            h.update(np.ascontiguousarray(self.weights[k]).tobytes())
+        object.__setattr__(self, "digest", h.hexdigest()[:16])
+
+    @classmethod
+    def of(cls, policy: Any, config: dict[str, Any]) -> "PolicyWeights":
+        """The current weights of a learned policy built from `config`."""
+        return cls(config, {k: v.detach().cpu().numpy().copy() for k, v in policy.net.state_dict().items()})
+
+    def build(self) -> Policy:
+        """The policy, in eval mode."""
+        import policies
+        import torch
+
+        policy = policies.build(self.config)
+        policy.net.load_state_dict({k: torch.from_numpy(v) for k, v in self.weights.items()})
+        policy.net.eval()
+        return policy
 
 
 def valid_names() -> list[str]:
@@ -44,20 +86,29 @@ def check_name(name: str) -> None:
     raise UsageError(f"unknown policy {name!r} ({_describe_valid()})")
 
 
+def classical_controller() -> Policy:
+    """The classical controller, told the robot's observation layout, control period, lidar
+    range and action scale by envs."""
+    from envs.robot import V_MAX, W_MAX
+    from envs.sensors import LIDAR_RANGE_M, OBS_LAYOUT
+    from envs.terrain_nav import TerrainNavEnv
+    from policies.classical import ClassicalController, Robot
+
+    robot = Robot(obs_layout=dict(OBS_LAYOUT), control_dt_s=1.0 / TerrainNavEnv.control_hz,
+                  lidar_range_m=LIDAR_RANGE_M, v_max=V_MAX, w_max=W_MAX)
+    return ClassicalController(robot)
+
+
 def _load(name: str) -> Policy:
     if name == "expert":
-        from policies.expert import ExpertController
+        from navctl.expert import ExpertController
         return ExpertController()
     if name == "classical":
-        from policies.classical import ClassicalController
-        return ClassicalController()
+        return classical_controller()
     import policies
-    load = getattr(policies, "load", None)
-    if load is None:
-        raise UsageError(f"policy {name!r} is not available yet: policies.load does not exist")
     try:
-        return load(name)
-    except FileNotFoundError as e:  # a shipped name whose checkpoint is not there (yet)
+        return policies.load(name)
+    except FileNotFoundError as e:  # a shipped name whose checkpoint file is missing
         raise UsageError(str(e)) from None
 
 
@@ -76,8 +127,3 @@ def make_policy(name_or_path: str) -> Policy:
         policy.plasticity = False
         return policy
     return _load(name_or_path)
-
-
-def is_plastic(name_or_path: str) -> bool:
-    """Whether the named policy has plastic synapses switched on (loads it)."""
-    return bool(make_policy(name_or_path).plasticity)

@@ -1,4 +1,9 @@
-"""One episode: an environment and a policy in, a Trajectory out."""
+"""The one episode loop: an environment and a policy (and, for DAgger, a teacher) in, a
+Trajectory out. Evaluation, `navctl run` and training collection all drive episodes here.
+
+Trajectory is the record of one episode, step by step; episode.py turns it into a CSV row,
+train.py into labelled training sequences.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -33,6 +38,8 @@ class Trajectory:
     path_length: float = 0.0
     shortest_path_length: float = 0.0
     observations: Optional[np.ndarray] = None  # (T+1, obs_dim) if kept
+    labels: Optional[np.ndarray] = None  # (T, 2) the teacher's action at every step, with a teacher
+    obstacles: tuple = ()  # the episode's fixed and random obstacles (envs.terrain)
 
     @property
     def success(self) -> bool:
@@ -43,59 +50,90 @@ class Trajectory:
         return len(self.actions)
 
 
-def rollout(env, policy, seed: int, keep_observations: bool = False, frames: Optional[list] = None,
+def rollout(env, policy, seed: int, *, teacher=None, takeover: float = 0.0, coin_seed: int = 0,
+            keep_observations: bool = False, frames: Optional[list] = None,
             max_steps: Optional[int] = None) -> Trajectory:
     """Drives one episode of `env` (a TerrainNav env, possibly wrapped) with `policy`.
 
     The policy is reset to batch size 1; privileged policies get the info dict each step.
-    If `frames` is a list, env.render() output is appended to it every step.
+    With a `teacher` (DAgger), the teacher is asked for its action at every step (the
+    trajectory's `labels`, observations kept) and that action is executed instead of the
+    policy's with probability `takeover`, by a coin seeded with `coin_seed`; the policy acts
+    every step all the same, to keep its state. The teacher may be the policy itself.
+    If `frames` is a list, env.render() output is appended to it every step. The episode
+    ends when the env ends it or after `max_steps` steps.
     """
     obs, info = env.reset(seed=seed)
     base = env.unwrapped
+    record = _Recorder(obs, info, keep_observations or teacher is not None)
     policy.reset(1)
-    xy, yaw, dist, times = [info["privileged"]["pose"][:2]], [info["privileged"]["pose"][2]], [info["distance_to_goal"]], [0.0]
-    observations = [obs] if keep_observations else None
-    actions, rewards, collisions = [], [], []
+    if teacher is not None and teacher is not policy:
+        teacher.reset(1)
+    coin = np.random.default_rng(coin_seed)
     if frames is not None:
         frames.append(env.render())
-    start = np.array(info["privileged"]["pose"], dtype=float)
-    goal = np.array(info["privileged"]["goal"], dtype=float)
-    steps = 0
     while True:
-        action = np.asarray(policy.act(obs, info if policy.privileged else None), dtype=np.float32).reshape(2)
+        action = _act(policy, obs, info)
+        if teacher is not None:
+            label = action if teacher is policy else _act(teacher, obs, info)
+            record.labels.append(label)
+            if coin.random() < takeover:
+                action = label
         obs, reward, terminated, truncated, info = env.step(action)
-        steps += 1
-        pose = info["privileged"]["pose"]
-        xy.append(pose[:2])
-        yaw.append(pose[2])
-        dist.append(info["distance_to_goal"])
-        times.append(info["time_s"])
-        actions.append(action)
-        rewards.append(reward)
-        collisions.append(info["collision"])
-        if keep_observations:
-            observations.append(obs)
+        record.step(obs, info, action, reward)
         if frames is not None:
             frames.append(env.render())
-        if terminated or truncated or (max_steps is not None and steps >= max_steps):
+        if terminated or truncated or (max_steps is not None and len(record.actions) >= max_steps):
             break
-    return Trajectory(
-        scenario=base.scenario.name,
-        seed=seed,
-        policy=getattr(policy, "name", type(policy).__name__),
-        dt=1.0 / base.control_hz,
-        time_s=np.array(times),
-        xy=np.array(xy, dtype=float),
-        yaw=np.array(yaw, dtype=float),
-        distance=np.array(dist, dtype=float),
-        actions=np.array(actions, dtype=np.float32).reshape(-1, 2),
-        rewards=np.array(rewards, dtype=float),
-        collisions=np.array(collisions, dtype=bool),
-        goal=goal,
-        start=start,
-        events=list(info["events"]),
-        termination=info["termination"],
-        path_length=float(info["path_length"]),
-        shortest_path_length=float(info["shortest_path_length"]),
-        observations=np.array(observations) if keep_observations else None,
-    )
+    return record.trajectory(base, seed, getattr(policy, "name", type(policy).__name__), info, teacher is not None)
+
+
+def _act(policy, obs: np.ndarray, info: dict) -> np.ndarray:
+    return np.asarray(policy.act(obs, info if policy.privileged else None), dtype=np.float32).reshape(2)
+
+
+class _Recorder:
+    """Collects an episode's per-step values (index 0: after reset) for a Trajectory."""
+
+    def __init__(self, obs: np.ndarray, info: dict, keep_observations: bool) -> None:
+        pose = info["privileged"]["pose"]
+        self.xy, self.yaw, self.dist, self.times = [pose[:2]], [pose[2]], [info["distance_to_goal"]], [0.0]
+        self.start = np.array(pose, dtype=float)
+        self.goal = np.array(info["privileged"]["goal"], dtype=float)
+        self.observations = [obs] if keep_observations else None
+        self.actions: list = []
+        self.rewards: list = []
+        self.collisions: list = []
+        self.labels: list = []
+
+    def step(self, obs: np.ndarray, info: dict, action: np.ndarray, reward: float) -> None:
+        pose = info["privileged"]["pose"]
+        self.xy.append(pose[:2])
+        self.yaw.append(pose[2])
+        self.dist.append(info["distance_to_goal"])
+        self.times.append(info["time_s"])
+        self.actions.append(action)
+        self.rewards.append(reward)
+        self.collisions.append(info["collision"])
+        if self.observations is not None:
+            self.observations.append(obs)
+
+    def trajectory(self, base, seed: int, policy: str, info: dict, labelled: bool) -> Trajectory:
+        return Trajectory(
+            scenario=base.scenario.name, seed=seed, policy=policy, dt=1.0 / base.control_hz,
+            time_s=np.array(self.times),
+            xy=np.array(self.xy, dtype=float),
+            yaw=np.array(self.yaw, dtype=float),
+            distance=np.array(self.dist, dtype=float),
+            actions=np.array(self.actions, dtype=np.float32).reshape(-1, 2),
+            rewards=np.array(self.rewards, dtype=float),
+            collisions=np.array(self.collisions, dtype=bool),
+            goal=self.goal, start=self.start,
+            events=list(info["events"]),
+            termination=info["termination"],
+            path_length=float(info["path_length"]),
+            shortest_path_length=float(info["shortest_path_length"]),
+            observations=None if self.observations is None else np.array(self.observations),
+            labels=np.array(self.labels, dtype=np.float32).reshape(-1, 2) if labelled else None,
+            obstacles=tuple(base.terrain.obstacles),
+        )

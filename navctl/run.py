@@ -53,7 +53,7 @@ def choose_policies(name: Optional[str], no_plasticity: bool) -> tuple[str, Opti
     except ValueError as e:  # UsageError or a policies checkpoint error
         if explicit or no_plasticity:
             raise
-        note = (f"the shipped {DEFAULT_POLICY!r} policy is not available ({e}); driving with "
+        note = (f"the shipped {DEFAULT_POLICY!r} policy cannot be loaded ({e}); driving with "
                 f"{FALLBACK_POLICY!r} instead, {FALLBACK_TWIN!r} beside it")
         return FALLBACK_POLICY, FALLBACK_TWIN, note
     if name.endswith(policy_names.FROZEN_SUFFIX):
@@ -224,10 +224,10 @@ def _draw(path: Path, scenario: Scenario, results: Sequence[EpisodeResult], poli
             continue
         label = _describe(name, twin)
         if note and name == policy:
-            label += " (fallback: no liquid checkpoint yet)"
+            label += " (fallback: the liquid checkpoint is missing)"
         elif note:
             label += " (for comparison)"
-        panels.append((f"{label}\n{_outcome(parse_row(result.row))}", result.trajectory, result.obstacles))
+        panels.append((f"{label}\n{_outcome(parse_row(result.row))}", result.trajectory, result.trajectory.obstacles))
     if not panels:
         return False
     seed0 = episode_seed(seed, scenario.name, 0)

@@ -9,21 +9,20 @@ hidden state and the plastic traces carried from chunk to chunk, so the plastici
 (alpha, eta, decay, modulator) is meta-learned. Then the closed-loop success rate on the
 validation scenarios (seeds disjoint from the training seeds) is measured.
 
-Everything a run needs to resume is in --out after every round, written atomically:
-model.safetensors (the policy), data/round_K.npz, progress.json. A killed run restarted
-with --resume continues from the last complete round and ends with the same weights as an
-uninterrupted one, because every round re-seeds all of its randomness from (seed, round).
+Episodes run through navctl.backends like evaluation's (local processes or Ray; the same
+data either way). Every round's collection, fitting and validation times are logged.
+Everything a run needs to resume is in --out after every round (navctl.run_directory): a
+killed run restarted with --resume continues from the last complete round and ends with
+the same weights as an uninterrupted one, because every round re-seeds all of its
+randomness from (seed, round).
 """
 from __future__ import annotations
 
 import argparse
-import csv
-import hashlib
-import json
+import dataclasses
 import math
 import os
 import platform
-import shutil
 import subprocess
 import sys
 import time
@@ -32,13 +31,143 @@ from typing import Any, Optional
 
 import numpy as np
 
-from navctl.dagger import Collector, EpisodeData, EpisodeJob
+from envs import scenarios as scenario_files
+from envs.terrain_nav import TerrainNavEnv
+from navctl.backends import BACKENDS, Executor
+from navctl.episode import Task
 from navctl.errors import UsageError
-from navctl.io import atomic_path, atomic_write_json, atomic_write_text
-from navctl.train_config import load_config, scenario_names
+from navctl.metrics import spl
+from navctl.policy_names import PolicyWeights
+from navctl.rollout import Trajectory
+from navctl.run_directory import LabelledSequence, RunDirectory
+from navctl.train_config import Optim, TrainConfig, load_config, scenario_names
 
 CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "policies" / "checkpoints"
+CONTROL_DT_S = 1.0 / TerrainNavEnv.control_hz  # s, one control step of the env (and of the policy)
 VALIDATION_SEED_OFFSET = 1_000_000  # validation seeds never collide with training seeds
+
+
+def train(config_path: str, out: Optional[str] = None, resume: bool = False, seed: Optional[int] = None,
+          ship: bool = False, show_progress: bool = True, backend: str = "local",
+          ray_address: Optional[str] = None) -> dict[str, Any]:
+    """Runs (or resumes) a training run; returns the model card."""
+    import policies
+    import torch
+    from tqdm import tqdm
+
+    cfg = load_config(config_path)
+    cfg = cfg if seed is None else dataclasses.replace(cfg, seed=seed)
+    torch.set_num_threads(cfg.torch_threads)
+    run = RunDirectory(Path(out or f"runs/train-{cfg.name}-seed{cfg.seed}"), cfg, config_path, resume)
+    policy = run.load_policy() if run.rounds_done else policies.build({"dt": CONTROL_DT_S, **cfg.policy})
+    data = run.load_data()
+    train_scenarios = [scenario_files.load(name) for name in scenario_names(cfg.scenarios.train)]
+    rounds = 1 + cfg.dagger.rounds
+    bar = tqdm(range(run.rounds_done, rounds), initial=run.rounds_done, total=rounds, desc=f"train {cfg.name}",
+               unit="round", disable=not show_progress, dynamic_ncols=True)
+    with Executor(backend, cfg.workers or None, ray_address) as executor, run:
+        for r in bar:
+            clock = _Clock()
+            # 1. Collect: the expert drives (round 0), or the student with the expert taking over.
+            bar.set_postfix_str(f"round {r}: collecting (beta {_beta(cfg, r):.2f})")
+            new = run_episodes(executor, _collection_tasks(cfg, r, train_scenarios, policy))
+            run.save_data(r, [labelled(t) for t in new], [_meta(t) for t in new])
+            data += [labelled(t) for t in new]
+            collect_s = clock.lap()
+            # 2. Fit the student on all the data so far.
+            bar.set_postfix_str(f"round {r}: fitting")
+            torch.set_num_threads(cfg.torch_threads)  # an episode run in this process set it to one
+            if r == 0:
+                set_normalization(policy, data, cfg.dagger.mirror)
+            loss = fit(policy, data, cfg.optim, cfg.dagger.mirror, seed=cfg.seed * 1000 + r, progress=bar)
+            fit_s = clock.lap()
+            # 3. Validate in closed loop.
+            bar.set_postfix_str(f"round {r}: validating")
+            val = run_episodes(executor, _validation_tasks(cfg, policy))
+            validate_s = clock.lap()
+            row = {"round": r, "beta": _beta(cfg, r), "episodes": len(data),
+                   "data_steps": int(sum(len(obs) for obs, _ in data)), "loss": loss,
+                   "round_success": float(np.mean([t.success for t in new])),
+                   "val_success": float(np.mean([t.success for t in val])),
+                   "val_spl": float(np.mean([spl(t) for t in val])),
+                   "collect_s": collect_s, "fit_s": fit_s, "validate_s": validate_s, "seconds": clock.total()}
+            run.finish_round(row, policy)
+            bar.set_postfix_str(f"round {r}: loss {loss:.4f} val success {row['val_success']:.2f} "
+                                f"(collect {collect_s:.0f} s, fit {fit_s:.0f} s, validate {validate_s:.0f} s)")
+    bar.close()
+    card = model_card(cfg, config_path, run.state, policy)
+    run.write_card(card, ship_to=CHECKPOINT_DIR if ship else None)
+    return card
+
+
+class _Clock:
+    """Wall-clock laps (s) of one round."""
+
+    def __init__(self) -> None:
+        self.start = self.last = time.perf_counter()
+
+    def lap(self) -> float:
+        """Seconds since the last lap (or the start)."""
+        now = time.perf_counter()
+        seconds, self.last = now - self.last, now
+        return seconds
+
+    def total(self) -> float:
+        return time.perf_counter() - self.start
+
+
+# --- the episodes --------------------------------------------------------------------------
+def _beta(cfg: TrainConfig, round_index: int) -> float:
+    """The probability that the expert drives a step in round `round_index`."""
+    if round_index == 0:
+        return 1.0
+    return cfg.dagger.beta_start * cfg.dagger.beta_decay ** (round_index - 1)
+
+
+def _collection_tasks(cfg: TrainConfig, round_index: int, train: list, policy) -> list[Task]:
+    """Round 0: the expert drives; later rounds: the student, the expert taking over a step
+    with probability beta. The expert labels every step."""
+    count = cfg.dagger.expert_episodes if round_index == 0 else cfg.dagger.episodes_per_round
+    rng = np.random.default_rng([cfg.seed, round_index])
+    student = None if round_index == 0 else PolicyWeights.of(policy, cfg.policy)
+    max_steps = int(cfg.dagger.max_episode_s * TerrainNavEnv.control_hz) or None
+    tasks = []
+    for i in range(count):
+        seed = int(rng.integers(0, VALIDATION_SEED_OFFSET))
+        tasks.append(Task("expert" if student is None else "student", train[i % len(train)], i, seed,
+                          weights=student, teacher="expert", takeover=_beta(cfg, round_index),
+                          coin_seed=int(rng.integers(0, 2**31)), max_steps=max_steps))
+    return tasks
+
+
+def _validation_tasks(cfg: TrainConfig, policy) -> list[Task]:
+    """The student alone on every validation scenario, seeds disjoint from the training seeds."""
+    student = PolicyWeights.of(policy, cfg.policy)
+    names = scenario_names(cfg.scenarios.validation)
+    return [Task("student", scenario_files.load(name), i, VALIDATION_SEED_OFFSET + 1000 * k + i,
+                 keep_trajectory=True, weights=student)
+            for i, name in enumerate(names) for k in range(cfg.scenarios.validation_episodes)]
+
+
+def run_episodes(executor: Executor, tasks: list[Task]) -> list[Trajectory]:
+    """The trajectories of `tasks`, in task order; an episode that failed raises."""
+    results = {}
+    for result in executor.run(tasks):
+        row = result.row
+        if row["status"] != "ok":
+            raise RuntimeError(f"episode {row['episode']} on {row['scenario']} failed: {row['error']}")
+        results[(row["scenario"], int(row["episode"]), int(row["seed"]))] = result.trajectory
+    return [results[(t.scenario.name, t.episode, t.seed)] for t in tasks]
+
+
+def labelled(traj: Trajectory) -> LabelledSequence:
+    """A DAgger episode as a training sequence: what the student saw before each step, and the expert's labels."""
+    return traj.observations[:-1], traj.labels
+
+
+def _meta(traj: Trajectory) -> dict[str, Any]:
+    return {"scenario": traj.scenario, "seed": traj.seed, "success": traj.success, "spl": spl(traj),
+            "termination": str(traj.termination)}
 
 
 # --- observation mirroring (left <-> right), doubling the data and covering both sides ------
@@ -68,69 +197,83 @@ def mirror(obs: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 
 # --- the training step ---------------------------------------------------------------------
-def _sequences(episodes: list[EpisodeData], mirrored: bool) -> list[tuple[np.ndarray, np.ndarray]]:
-    seqs = [(e.obs, e.expert_actions) for e in episodes]
-    if mirrored:
-        seqs += [mirror(e.obs, e.expert_actions) for e in episodes]
-    return seqs
+def _sequences(episodes: list[LabelledSequence], mirrored: bool) -> list[LabelledSequence]:
+    return episodes + [mirror(obs, labels) for obs, labels in episodes] if mirrored else list(episodes)
 
 
-def fit(policy, episodes: list[EpisodeData], optim_cfg: dict, mirrored: bool, seed: int,
-        progress=None) -> float:
+def _batches(lengths: list[int], size: int, rng: np.random.Generator) -> list[list[int]]:
+    """Shuffled batches of sequence indices; batches of similar length waste less time on
+    padding, so indices are sorted by length within windows of 4 batches."""
+    order = rng.permutation(len(lengths))
+    windows = [sorted(order[i:i + 4 * size], key=lambda k: lengths[k]) for i in range(0, len(order), 4 * size)]
+    batches = [w[i:i + size] for w in windows for i in range(0, len(w), size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def _padded(seqs: list[LabelledSequence], batch: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(obs (B, T, obs_dim), labels (B, T, 2), mask (B, T)) of a batch, zero-padded to its longest."""
+    lengths = [len(seqs[k][0]) for k in batch]
+    t_max = max(lengths)
+    obs = np.zeros((len(batch), t_max, seqs[batch[0]][0].shape[1]), np.float32)
+    act = np.zeros((len(batch), t_max, 2), np.float32)
+    mask = np.zeros((len(batch), t_max), np.float32)
+    for j, k in enumerate(batch):
+        obs[j, :lengths[j]], act[j, :lengths[j]], mask[j, :lengths[j]] = seqs[k][0], seqs[k][1], 1.0
+    return obs, act, mask
+
+
+def _fit_batch(policy, opt, batch: tuple[np.ndarray, np.ndarray, np.ndarray], optim: Optim) -> tuple[float, float]:
+    """Truncated BPTT over one padded batch, one optimizer step per chunk, the state carried
+    from chunk to chunk; returns (summed loss x steps, steps)."""
+    import torch
+
+    obs_t, act_t, mask_t = (torch.from_numpy(a) for a in batch)
+    size, t_max, chunk = obs_t.shape[0], obs_t.shape[1], optim.chunk_steps
+    dt_t = torch.full((size, chunk), CONTROL_DT_S)
+    state, total, count = None, 0.0, 0.0
+    for t0 in range(0, t_max, chunk):
+        t1 = min(t0 + chunk, t_max)
+        pred, state = policy.train_forward(obs_t[:, t0:t1], dt_t[:, :t1 - t0], state)
+        m = mask_t[:, t0:t1]
+        loss = (((pred - act_t[:, t0:t1]) ** 2).sum(-1) * m).sum() / m.sum().clamp(min=1.0)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(policy.net.parameters(), optim.grad_clip)
+        opt.step()
+        state = tuple(s.detach() for s in state)
+        total += float(loss.detach()) * float(m.sum())
+        count += float(m.sum())
+    return total, count
+
+
+def fit(policy, episodes: list[LabelledSequence], optim: Optim, mirrored: bool, seed: int, progress=None) -> float:
     """Trains `policy` on all episodes by truncated BPTT; returns the last epoch's mean loss."""
     import torch
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     seqs = _sequences(episodes, mirrored)
-    dt = 1.0 / 20  # s, the env's control period
-    b, chunk = optim_cfg["batch_episodes"], optim_cfg["chunk_steps"]
-    net = policy.net
-    opt = torch.optim.Adam(net.parameters(), lr=optim_cfg["lr"])
-    net.train()
+    opt = torch.optim.Adam(policy.net.parameters(), lr=optim.lr)
+    policy.net.train()
     epoch_loss = math.nan
-    for epoch in range(optim_cfg["epochs"]):
+    for epoch in range(optim.epochs):
         # cosine annealing, one value per epoch: big steps while far off, small ones to settle
-        lr = optim_cfg["lr_min"] + (optim_cfg["lr"] - optim_cfg["lr_min"]) * 0.5 * (1.0 + math.cos(math.pi * epoch / optim_cfg["epochs"]))
+        lr = optim.lr_min + (optim.lr - optim.lr_min) * 0.5 * (1.0 + math.cos(math.pi * epoch / optim.epochs))
         for group in opt.param_groups:
             group["lr"] = lr
-        order = rng.permutation(len(seqs))
-        # batches of similar length waste less time on padding: sort within windows of 4 batches
-        windows = [sorted(order[i:i + 4 * b], key=lambda k: len(seqs[k][0])) for i in range(0, len(order), 4 * b)]
-        batches = [w[i:i + b] for w in windows for i in range(0, len(w), b)]
-        rng.shuffle(batches)
-        total, count = 0.0, 0
-        for batch in batches:
-            lengths = [len(seqs[k][0]) for k in batch]
-            t_max = max(lengths)
-            obs = np.zeros((len(batch), t_max, seqs[batch[0]][0].shape[1]), np.float32)
-            act = np.zeros((len(batch), t_max, 2), np.float32)
-            mask = np.zeros((len(batch), t_max), np.float32)
-            for j, k in enumerate(batch):
-                obs[j, :lengths[j]], act[j, :lengths[j]], mask[j, :lengths[j]] = seqs[k][0], seqs[k][1], 1.0
-            obs_t, act_t, mask_t = torch.from_numpy(obs), torch.from_numpy(act), torch.from_numpy(mask)
-            dt_t = torch.full((len(batch), chunk), dt)
-            state = None
-            for t0 in range(0, t_max, chunk):
-                t1 = min(t0 + chunk, t_max)
-                pred, state = policy.train_forward(obs_t[:, t0:t1], dt_t[:, :t1 - t0], state)
-                m = mask_t[:, t0:t1]
-                loss = (((pred - act_t[:, t0:t1]) ** 2).sum(-1) * m).sum() / m.sum().clamp(min=1.0)
-                opt.zero_grad()
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(net.parameters(), optim_cfg["grad_clip"])
-                opt.step()
-                state = tuple(s.detach() for s in state)
-                total += float(loss.detach()) * float(m.sum())
-                count += float(m.sum())
+        total, count = 0.0, 0.0
+        for batch in _batches([len(obs) for obs, _ in seqs], optim.batch_episodes, rng):
+            batch_total, batch_count = _fit_batch(policy, opt, _padded(seqs, batch), optim)
+            total, count = total + batch_total, count + batch_count
         epoch_loss = total / max(count, 1.0)
         if progress is not None:
-            progress.set_postfix_str(f"epoch {epoch + 1}/{optim_cfg['epochs']} loss {epoch_loss:.4f}")
-    net.eval()
+            progress.set_postfix_str(f"epoch {epoch + 1}/{optim.epochs} loss {epoch_loss:.4f}")
+    policy.net.eval()
     return epoch_loss
 
 
-def set_normalization(policy, episodes: list[EpisodeData], mirrored: bool) -> None:
+def set_normalization(policy, episodes: list[LabelledSequence], mirrored: bool) -> None:
     """Observation mean and std from data (std floored so constant inputs stay finite)."""
     import torch
 
@@ -140,53 +283,7 @@ def set_normalization(policy, episodes: list[EpisodeData], mirrored: bool) -> No
         policy.net.obs_std.copy_(torch.from_numpy(np.maximum(obs.std(0), 1e-2)))
 
 
-# --- a run ----------------------------------------------------------------------------------
-def _weights(policy) -> dict[str, np.ndarray]:
-    return {k: v.detach().cpu().numpy().copy() for k, v in policy.net.state_dict().items()}
-
-
-def _digest(weights: dict[str, np.ndarray]) -> str:
-    h = hashlib.sha256()
-    for k in sorted(weights):
-        h.update(k.encode())
-        h.update(np.ascontiguousarray(weights[k]).tobytes())
-    return h.hexdigest()[:16]
-
-
-def _beta(cfg: dict, round_index: int) -> float:
-    if round_index == 0:
-        return 1.0
-    return cfg["dagger"]["beta_start"] * cfg["dagger"]["beta_decay"] ** (round_index - 1)
-
-
-def _jobs(cfg: dict, round_index: int, train: list[str], policy) -> list[EpisodeJob]:
-    count = cfg["dagger"]["expert_episodes"] if round_index == 0 else cfg["dagger"]["episodes_per_round"]
-    rng = np.random.default_rng([cfg["seed"], round_index])
-    weights = None if round_index == 0 else _weights(policy)
-    max_steps = int(cfg["dagger"]["max_episode_s"] * 20) or None
-    jobs = []
-    for i in range(count):
-        jobs.append(EpisodeJob(
-            scenario=train[i % len(train)],
-            seed=int(rng.integers(0, VALIDATION_SEED_OFFSET)),
-            beta=_beta(cfg, round_index),
-            mix_seed=int(rng.integers(0, 2**31)),
-            policy_config=None if weights is None else cfg["policy"],
-            weights=weights,
-            weights_id="" if weights is None else _digest(weights),
-            max_steps=max_steps,
-        ))
-    return jobs
-
-
-def _validation_jobs(cfg: dict, policy, round_index: int) -> list[EpisodeJob]:
-    weights = _weights(policy)
-    names = scenario_names(cfg["scenarios"]["validation"])
-    return [EpisodeJob(scenario=name, seed=VALIDATION_SEED_OFFSET + 1000 * k + i, beta=0.0, mix_seed=0,
-                       policy_config=cfg["policy"], weights=weights, weights_id=_digest(weights))
-            for i, name in enumerate(names) for k in range(cfg["scenarios"]["validation_episodes"])]
-
-
+# --- the model card -----------------------------------------------------------------------
 def _git_commit() -> Optional[str]:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
@@ -196,161 +293,33 @@ def _git_commit() -> Optional[str]:
         return None
 
 
-def _save_data(path: Path, episodes: list[EpisodeData]) -> None:
-    arrays: dict[str, np.ndarray] = {}
-    for i, e in enumerate(episodes):
-        arrays[f"obs_{i}"] = e.obs
-        arrays[f"act_{i}"] = e.expert_actions
-    meta = [{"scenario": e.scenario, "seed": e.seed, "success": e.success, "spl": e.spl,
-             "termination": e.termination} for e in episodes]
-    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-    with atomic_path(path) as tmp:  # the temp name keeps .npz, so savez writes exactly there
-        np.savez(tmp, **arrays)
-
-
-def _load_data(path: Path) -> list[EpisodeData]:
-    with np.load(path, allow_pickle=False) as z:
-        meta = json.loads(z["meta"].tobytes().decode())
-        return [EpisodeData(m["scenario"], m["seed"], z[f"obs_{i}"], z[f"act_{i}"], m["success"], m["spl"],
-                            m["termination"]) for i, m in enumerate(meta)]
-
-
-def train(config_path: str, out: Optional[str] = None, resume: bool = False, seed: Optional[int] = None,
-          ship: bool = False, show_progress: bool = True) -> dict[str, Any]:
-    """Runs (or resumes) a training run; returns the model card."""
-    import policies
-    import torch
-    from tqdm import tqdm
-
-    cfg = load_config(config_path)
-    if seed is not None:
-        cfg["seed"] = seed
-    torch.set_num_threads(cfg["torch_threads"])
-    out_dir = Path(out or f"runs/train-{cfg['name']}-seed{cfg['seed']}")
-    progress_file = out_dir / "progress.json"
-    cfg_digest = hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:16]
-    state: dict[str, Any] = {"config": cfg, "config_digest": cfg_digest, "rounds_done": 0, "rounds": [],
-                             "wall_time_s": 0.0, "data_steps": 0}
-    if progress_file.exists():
-        if not resume:
-            raise UsageError(f"{out_dir}: holds a training run already; pass --resume to continue it or choose another --out")
-        state = json.loads(progress_file.read_text())
-        if state["config_digest"] != cfg_digest:
-            raise UsageError(f"{out_dir}: was trained with a different config or seed than {config_path}; cannot resume")
-    (out_dir / "data").mkdir(parents=True, exist_ok=True)
-
-    policy = policies.build(cfg["policy"])
-    if state["rounds_done"] > 0:
-        policy = policies.load(out_dir / "model.safetensors")
-    episodes: list[EpisodeData] = []
-    for r in range(state["rounds_done"]):
-        episodes += _load_data(out_dir / "data" / f"round_{r}.npz")
-
-    train_names = scenario_names(cfg["scenarios"]["train"])
-    total_rounds = 1 + cfg["dagger"]["rounds"]
-    collector = Collector(cfg["workers"], cfg["torch_threads"])
-    metrics_csv = out_dir / "metrics.csv"
-    board = _tensorboard(out_dir)
-    try:
-        bar = tqdm(range(state["rounds_done"], total_rounds), initial=state["rounds_done"], total=total_rounds,
-                   desc=f"train {cfg['name']}", unit="round", disable=not show_progress, dynamic_ncols=True)
-        for r in bar:
-            started = time.perf_counter()
-            bar.set_postfix_str(f"round {r}: collecting (beta {_beta(cfg, r):.2f})")
-            new = list(collector.run(_jobs(cfg, r, train_names, policy)))
-            _save_data(out_dir / "data" / f"round_{r}.npz", new)
-            episodes += new
-            if r == 0:
-                set_normalization(policy, episodes, cfg["dagger"]["mirror"])
-            bar.set_postfix_str(f"round {r}: training")
-            loss = fit(policy, episodes, cfg["optim"], cfg["dagger"]["mirror"], seed=cfg["seed"] * 1000 + r,
-                       progress=bar)
-            bar.set_postfix_str(f"round {r}: validating")
-            val = list(collector.run(_validation_jobs(cfg, policy, r)))
-            row = {
-                "round": r,
-                "beta": _beta(cfg, r),
-                "episodes": len(episodes),
-                "data_steps": int(sum(len(e.obs) for e in episodes)),
-                "loss": loss,
-                "round_success": float(np.mean([e.success for e in new])),
-                "val_success": float(np.mean([e.success for e in val])),
-                "val_spl": float(np.mean([e.spl for e in val])),
-                "seconds": time.perf_counter() - started,
-            }
-            with atomic_path(out_dir / "model.safetensors") as tmp:
-                policy.save(tmp)
-            state["rounds"].append(row)
-            state["rounds_done"] = r + 1
-            state["wall_time_s"] += row["seconds"]
-            state["data_steps"] = row["data_steps"]
-            atomic_write_json(progress_file, state)  # last: a round counts once this is on disk
-            _write_metrics_csv(metrics_csv, state["rounds"])
-            if board is not None:
-                for key in ("loss", "round_success", "val_success", "val_spl"):
-                    board.add_scalar(key, row[key], r)
-                board.flush()
-            bar.set_postfix_str(f"round {r}: loss {loss:.4f} val success {row['val_success']:.2f}")
-        bar.close()
-    finally:
-        collector.close()
-        if board is not None:
-            board.close()
-
-    card = model_card(cfg, config_path, state, policy)
-    atomic_write_json(out_dir / "model_card.json", card)
-    if ship:
-        CHECKPOINT_DIR.mkdir(parents=True, exist_ok=True)
-        with atomic_path(CHECKPOINT_DIR / f"{cfg['name']}.safetensors") as tmp:
-            shutil.copyfile(out_dir / "model.safetensors", tmp)
-        atomic_write_json(CHECKPOINT_DIR / f"{cfg['name']}.json", card)
-    return card
-
-
-def _tensorboard(out_dir: Path):
-    """A TensorBoard writer in out_dir/tensorboard when the tensorboard package is installed."""
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        return None
-    return SummaryWriter(str(out_dir / "tensorboard"))
-
-
-def _write_metrics_csv(path: Path, rows: list[dict]) -> None:
-    import io
-
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(path, buf.getvalue())
-
-
-def model_card(cfg: dict, config_path: str, state: dict, policy) -> dict[str, Any]:
+def model_card(cfg: TrainConfig, config_path: str, state: dict, policy) -> dict[str, Any]:
     import torch
 
     last = state["rounds"][-1] if state["rounds"] else {}
+    phases = ("collect_s", "fit_s", "validate_s")
     return {
-        "name": cfg["name"],
+        "name": cfg.name,
         "config_file": os.fspath(config_path),
-        "config": cfg,
-        "seed": cfg["seed"],
+        "config": cfg.as_dict(),
+        "seed": cfg.seed,
         "git_commit": _git_commit(),
         "data_steps": state["data_steps"],
         "episodes": last.get("episodes", 0),
         "training_wall_time_s": round(state["wall_time_s"], 1),
+        "time_s": {k[:-2]: round(sum(r.get(k, 0.0) for r in state["rounds"]), 1) for k in phases},
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": sys.version.split()[0],
                     "torch": torch.__version__},
         "num_parameters": policy.num_parameters,
         "validation": {"success_rate": last.get("val_success"), "spl": last.get("val_spl"),
-                       "scenarios": scenario_names(cfg["scenarios"]["validation"]),
-                       "episodes_per_scenario": cfg["scenarios"]["validation_episodes"]},
+                       "scenarios": scenario_names(cfg.scenarios.validation),
+                       "episodes_per_scenario": cfg.scenarios.validation_episodes},
         "rounds": state["rounds"],
-        "command": f"navctl train --config {config_path} --seed {cfg['seed']}",
+        "command": f"navctl train --config {config_path} --seed {cfg.seed}",
     }
 
 
-# --- command line -----------------------------------------------------------------------------
+# --- command line ---------------------------------------------------------------------------
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="training config YAML (see configs/)")
     parser.add_argument("--out", help="run directory (default runs/train-NAME-seedS)")
@@ -359,10 +328,17 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ship", action="store_true",
                         help="copy the final checkpoint and model card into policies/checkpoints/NAME.*")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--backend", choices=BACKENDS, default="local",
+                        help="where the training and validation episodes run: local processes (default) or Ray")
+    parser.add_argument("--ray-address", default=None, metavar="HOST:PORT",
+                        help="the Ray cluster to use with --backend ray (default: start a local Ray)")
 
 
 def main(args: argparse.Namespace) -> int:
-    card = train(args.config, args.out, args.resume, args.seed, args.ship, show_progress=not args.no_progress)
+    if args.ray_address and args.backend != "ray":
+        raise UsageError("--ray-address needs --backend ray")
+    card = train(args.config, args.out, args.resume, args.seed, args.ship, show_progress=not args.no_progress,
+                 backend=args.backend, ray_address=args.ray_address)
     v = card["validation"]
     print(f"{card['name']}: validation success {v['success_rate']:.2f}, SPL {v['spl']:.2f}, "
           f"{card['data_steps']} data steps, {card['training_wall_time_s']:.0f} s")

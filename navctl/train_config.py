@@ -1,116 +1,128 @@
 """The training config: one YAML file holds every hyper-parameter (see configs/*.yaml).
 
-`load_config(path)` returns a plain dict with defaults filled in, or raises UsageError naming
-the file, the field and what is wrong — before any work starts.
+The file's fields are the fields of `TrainConfig` and its parts below (the comments document
+them); `load_config(path)` reads it with the readers of the scenario files
+(envs.scenarios.parse), fills in the defaults, and raises UsageError naming the file, the
+field and what is wrong, before any work starts.
 """
 from __future__ import annotations
 
-import difflib
+import dataclasses
+import json
 import os
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
+from envs.scenarios.parse import Invalid, fields, flag, list_of, number, text
 from navctl.errors import UsageError
 
-# field -> (type or nested spec, default); a default of ... means required
-SPEC: dict[str, Any] = {
-    "name": (str, ...),
-    "seed": (int, 0),
-    "policy": (dict, ...),  # passed to policies.build; validated there
-    "scenarios": {
-        "train": (list, ["train"]),  # scenario names, or "train" / "eval" for a whole split
-        "validation": (list, ["train"]),
-        "validation_episodes": (int, 1),  # per scenario, seeds disjoint from training seeds
-    },
-    "dagger": {
-        "expert_episodes": (int, 40),  # round 0: the expert drives every step
-        "rounds": (int, 4),  # rounds after round 0, the student driving
-        "episodes_per_round": (int, 20),
-        "beta_start": (float, 0.5),  # probability that the expert drives a step in round 1 ...
-        "beta_decay": (float, 0.5),  # ... multiplied by this every further round
-        "mirror": (bool, True),  # also train on every episode mirrored left <-> right
-        "max_episode_s": (float, 0.0),  # cut collection episodes this long (0: the scenario's limit)
-    },
-    "optim": {
-        "epochs": (int, 8),  # passes over all the data, every round
-        "batch_episodes": (int, 16),
-        "chunk_steps": (int, 50),  # truncated BPTT length; state and traces carry across chunks
-        "lr": (float, 3e-3),  # Adam's learning rate at the start of every round's fit ...
-        "lr_min": (float, 3e-4),  # ... annealed by a cosine over its epochs to this
-        "grad_clip": (float, 1.0),
-    },
-    "workers": (int, 0),  # rollout processes; 0 = all cores
-    "torch_threads": (int, 1),  # fixed so that results do not depend on the machine
-}
+
+@dataclass(frozen=True)
+class Scenarios:
+    train: tuple[str, ...] = ("train",)  # scenario names or files, or "train" / "eval" for a whole split
+    validation: tuple[str, ...] = ("train",)  # the same, run on seeds disjoint from the training seeds
+    validation_episodes: int = 1  # per validation scenario
 
 
-def _check(value: Any, spec: Any, where: str, source: str) -> Any:
-    if isinstance(spec, dict):
-        if value is None:
-            value = {}
-        if not isinstance(value, dict):
-            raise UsageError(f"{source}: {where}: must be a mapping, got {type(value).__name__}")
-        out = {}
-        for key in value:
-            if key not in spec:
-                close = difflib.get_close_matches(str(key), list(spec), n=1)
-                hint = f" (did you mean '{close[0]}'?)" if close else ""
-                raise UsageError(f"{source}: {where + '.' if where else ''}{key}: unknown field{hint}")
-        for key, sub in spec.items():
-            path = f"{where}.{key}" if where else key
-            if isinstance(sub, dict):
-                out[key] = _check(value.get(key), sub, path, source)
-                continue
-            kind, default = sub
-            if key not in value:
-                if default is ...:
-                    raise UsageError(f"{source}: {path}: missing required field")
-                out[key] = default
-                continue
-            v = value[key]
-            if kind is float and isinstance(v, int) and not isinstance(v, bool):
-                v = float(v)
-            if kind is list and isinstance(v, str):
-                v = [v]
-            if not isinstance(v, kind) or (kind is int and isinstance(v, bool)):
-                raise UsageError(f"{source}: {path}: must be {kind.__name__}, got {type(v).__name__} {v!r}")
-            if kind in (int, float) and v < 0:
-                raise UsageError(f"{source}: {path}: must be >= 0, got {v}")
-            out[key] = v
-        return out
-    raise AssertionError(spec)
+@dataclass(frozen=True)
+class Dagger:
+    expert_episodes: int = 40  # round 0: the expert drives every step
+    rounds: int = 4  # rounds after round 0, the student driving
+    episodes_per_round: int = 20
+    beta_start: float = 0.5  # probability that the expert drives a step in round 1 ...
+    beta_decay: float = 0.5  # ... multiplied by this every further round
+    mirror: bool = True  # also train on every episode mirrored left <-> right
+    max_episode_s: float = 0.0  # cut collection episodes this long (0: the scenario's limit)
 
 
-def validate_config(data: Any, source: str) -> dict[str, Any]:
-    """Checks a parsed config and fills in defaults; scenario names are checked too."""
-    from envs import scenarios
+@dataclass(frozen=True)
+class Optim:
+    epochs: int = 8  # passes over all the data, every round
+    batch_episodes: int = 16
+    chunk_steps: int = 50  # truncated BPTT length; state and traces carry across chunks
+    lr: float = 3e-3  # Adam's learning rate at the start of every round's fit ...
+    lr_min: float = 3e-4  # ... annealed by a cosine over its epochs to this
+    grad_clip: float = 1.0  # gradient norm clip
 
-    cfg = _check(data, SPEC, "", source)
-    for field in ("train", "validation"):
-        for i, name in enumerate(cfg["scenarios"][field]):
-            if name in scenarios.SPLITS:
-                continue
-            try:
-                scenarios.load(name)
-            except scenarios.ScenarioError as e:
-                raise UsageError(f"{source}: scenarios.{field}[{i}]: {e}") from None
-    if cfg["optim"]["chunk_steps"] < 1 or cfg["optim"]["batch_episodes"] < 1:
-        raise UsageError(f"{source}: optim: chunk_steps and batch_episodes must be >= 1")
-    if not 0.0 < cfg["optim"]["lr_min"] <= cfg["optim"]["lr"]:
-        raise UsageError(f"{source}: optim.lr_min: must be in (0, lr], got {cfg['optim']['lr_min']}")
-    if not 0.0 <= cfg["dagger"]["beta_start"] <= 1.0:
-        raise UsageError(f"{source}: dagger.beta_start: must be in [0, 1], got {cfg['dagger']['beta_start']}")
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    name: str  # names the run directory and, with --ship, the checkpoint
+    seed: int = 0  # every round re-seeds all its randomness from (seed, round)
+    policy: dict[str, Any]  # passed to policies.build (see policies.learned.PolicyConfig)
+    scenarios: Scenarios = field(default_factory=Scenarios)
+    dagger: Dagger = field(default_factory=Dagger)
+    optim: Optim = field(default_factory=Optim)
+    workers: int = 0  # rollout processes; 0 = all cores
+    torch_threads: int = 1  # fixed so that results do not depend on the machine
+
+    def as_dict(self) -> dict[str, Any]:
+        """The config as plain JSON data (as the model card stores it)."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+
+def _names(v: Any, path: str) -> tuple[str, ...]:
+    """A list of scenario names; a single name reads as a list of one."""
+    return list_of(text())([v] if isinstance(v, str) else v, path)
+
+
+def _mapping(v: Any, path: str) -> dict[str, Any]:
+    if not isinstance(v, dict):
+        raise Invalid(path, f"must be a mapping, got {type(v).__name__}")
+    return dict(v)
+
+
+_COUNT, _RATE = number(integer=True, ge=0), number(ge=0)
+_READ = fields(TrainConfig, {
+    "name": text(),
+    "seed": _COUNT,
+    "policy": _mapping,
+    "scenarios": fields(Scenarios, {"train": _names, "validation": _names, "validation_episodes": _COUNT}),
+    "dagger": fields(Dagger, {
+        "expert_episodes": _COUNT, "rounds": _COUNT, "episodes_per_round": _COUNT,
+        "beta_start": number(ge=0, le=1), "beta_decay": _RATE, "mirror": flag, "max_episode_s": _RATE}),
+    "optim": fields(Optim, {
+        "epochs": _COUNT, "batch_episodes": number(integer=True, ge=1), "chunk_steps": number(integer=True, ge=1),
+        "lr": _RATE, "lr_min": _RATE, "grad_clip": _RATE}),
+    "workers": _COUNT,
+    "torch_threads": number(integer=True, ge=1),
+}, required=("name", "policy"))
+
+
+def validate_config(data: Any, source: str) -> TrainConfig:
+    """Checks a parsed config and fills in defaults; scenario names and the policy are checked too."""
+    try:
+        cfg = _READ(data, "")
+    except Invalid as e:
+        raise UsageError(f"{source}: {e.path}: {e.reason}" if e.path else f"{source}: {e.reason}") from None
+    _check_scenarios(cfg, source)
+    if not 0.0 < cfg.optim.lr_min <= cfg.optim.lr:
+        raise UsageError(f"{source}: optim.lr_min: must be in (0, lr], got {cfg.optim.lr_min}")
     try:
         import policies
 
-        policies.build(cfg["policy"])
+        policies.build(cfg.policy)
     except (ValueError, TypeError, KeyError) as e:
         raise UsageError(f"{source}: policy: {e}") from None
     return cfg
 
 
-def load_config(path: str | os.PathLike) -> dict[str, Any]:
+def _check_scenarios(cfg: TrainConfig, source: str) -> None:
+    from envs import scenarios
+
+    for part in ("train", "validation"):
+        for i, name in enumerate(getattr(cfg.scenarios, part)):
+            if name in scenarios.SPLITS:
+                continue
+            try:
+                scenarios.load(name)
+            except scenarios.ScenarioError as e:
+                raise UsageError(f"{source}: scenarios.{part}[{i}]: {e}") from None
+
+
+def load_config(path: str | os.PathLike) -> TrainConfig:
     """Reads and validates a training config file."""
     source = os.fspath(path)
     try:
@@ -125,7 +137,7 @@ def load_config(path: str | os.PathLike) -> dict[str, Any]:
     return validate_config(data, source)
 
 
-def scenario_names(entries: list[str]) -> list[str]:
+def scenario_names(entries: tuple[str, ...]) -> list[str]:
     """Expands split names ("train", "eval") into scenario names, keeping order, no repeats."""
     from envs import scenarios
 

@@ -1,5 +1,9 @@
 """Controllers for navctl: liquid neural networks with plastic synapses, baselines, and
-the non-learned controllers. torch + numpy only (never PyBullet).
+the non-privileged classical controller. torch + numpy only (never PyBullet, Gymnasium,
+envs or navctl: what a policy needs to know of the robot it is given as arguments).
+
+`load` knows the shipped checkpoints and checkpoint files; the names the command line takes
+(the controllers, NAME-frozen, ...) are navctl.policy_names'.
 
     import policies
     policy = policies.load("liquid")            # a shipped name, or a checkpoint path
@@ -11,57 +15,33 @@ Importing this package is light: torch is imported when a learned policy is buil
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Union
+from typing import Any, Union
 
 from policies.base import ACT_DIM, OBS_DIM, Policy
 
-__all__ = ["ACT_DIM", "OBS_DIM", "Policy", "CheckpointError", "build", "load", "names", "register", "CHECKPOINT_DIR"]
+__all__ = ["ACT_DIM", "OBS_DIM", "Policy", "CheckpointError", "build", "load", "names", "CHECKPOINT_DIR", "SHIPPED"]
 
 CHECKPOINT_DIR = Path(__file__).parent / "checkpoints"
-
-# name -> factory returning a ready policy; register() adds more (e.g. the expert)
-_REGISTRY: dict[str, Callable[[], Policy]] = {}
-
-
-def register(name: str, factory: Callable[[], Policy]) -> None:
-    """Make `load(name)` return `factory()`."""
-    _REGISTRY[name] = factory
+SHIPPED = ("liquid", "liquid-ltc", "cfc", "lstm", "mlp")  # checkpoints in CHECKPOINT_DIR, by name
 
 
 def names() -> list[str]:
-    """The names `load` accepts besides checkpoint paths."""
-    return sorted(_REGISTRY)
-
-
-def _shipped(name: str) -> Callable[[], Policy]:
-    def factory() -> Policy:
-        path = CHECKPOINT_DIR / f"{name}.safetensors"
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"policy {name!r} is not shipped yet: {path} does not exist (trained checkpoints come with "
-                f"the training work). Build an untrained one with policies.build({{'kind': {name!r}}}) "
-                "or pass the path of a checkpoint file."
-            )
-        from policies.checkpoint import load_policy
-
-        return load_policy(path)
-
-    return factory
-
-
-for _name in ("liquid", "liquid-ltc", "cfc", "lstm", "mlp"):
-    register(_name, _shipped(_name))
+    """The shipped checkpoint names `load` accepts besides checkpoint paths."""
+    return list(SHIPPED)
 
 
 def load(name_or_path: Union[str, Path]) -> Policy:
-    """A ready policy: a registered name (see `names()`) or a checkpoint file path."""
+    """A ready policy: a shipped checkpoint name (see `names()`) or a checkpoint file path."""
+    from policies.checkpoint import load_policy
+
     key = str(name_or_path)
-    if key in _REGISTRY:
-        return _REGISTRY[key]()
+    if key in SHIPPED:
+        path = CHECKPOINT_DIR / f"{key}.safetensors"
+        if not path.is_file():
+            raise FileNotFoundError(f"policy {key!r}: its checkpoint {path} is missing")
+        return load_policy(path)
     path = Path(name_or_path)
     if path.suffix == ".safetensors" or path.exists():
-        from policies.checkpoint import load_policy
-
         return load_policy(path)
     raise ValueError(f"unknown policy {key!r}: not a name ({', '.join(names())}) and no such checkpoint file")
 

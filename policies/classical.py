@@ -6,10 +6,15 @@ in the robot frame by dead reckoning (so an obstacle stays known once it slips b
 or inside the lidar's blind ring), and picks, vector-field-histogram style, the heading
 closest to the goal bearing whose straight corridor (robot width plus a margin) is free far
 enough. No adaptation: motor weakness, ice and payload are not compensated. numpy only.
+
+What it knows of the robot it is given (navctl passes the env's values): the observation
+layout, the control period, the lidar's range and the action's full-scale speeds. The lidar's
+rays are taken to be evenly spread counter-clockwise from straight ahead.
 """
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
@@ -17,18 +22,23 @@ import numpy as np
 
 from policies.base import ACT_DIM, Policy
 
-# The env's observation layout (envs/sensors.py OBS_LAYOUT) and lidar geometry.
-GOAL_DISTANCE = 0
-GOAL_SIN, GOAL_COS = 1, 2
-LIN_VEL_X, LIN_VEL_Y = 3, 4
-ANG_VEL_Z = 8
-LIDAR = slice(17, 41)
-LIDAR_RAYS = 24
-LIDAR_RANGE_M = 8.0
-LIDAR_ANGLES = np.arange(LIDAR_RAYS) * (2 * math.pi / LIDAR_RAYS)  # rad, CCW from straight ahead
-V_MAX = 1.0  # m/s at action[0] = 1
-W_MAX = 2.0  # rad/s at action[1] = 1
-CONTROL_DT_S = 0.05
+
+@dataclass(frozen=True)
+class Robot:
+    """What the controller knows of the robot and its sensors (given by navctl from the env)."""
+
+    obs_layout: Mapping[str, slice]  # name -> slice of the observation (see envs' obs_layout)
+    control_dt_s: float  # s between two act() calls
+    lidar_range_m: float  # a lidar ray that hits nothing reads this
+    v_max: float  # m/s forward speed at action[0] = 1
+    w_max: float  # rad/s yaw rate at action[1] = 1
+
+    @property
+    def lidar_angles(self) -> np.ndarray:
+        """rad, counter-clockwise from straight ahead, one per ray."""
+        lidar = self.obs_layout["lidar"]
+        rays = lidar.stop - lidar.start
+        return np.arange(rays) * (2 * math.pi / rays)
 
 
 @dataclass
@@ -57,29 +67,32 @@ class _Memory:
         self.points = np.zeros((0, 2))
         self.ages = np.zeros(0)
 
-    def update(self, ranges: np.ndarray, vx: float, vy: float, w: float, cfg: ClassicalConfig) -> np.ndarray:
-        """Adds a scan (ranges in m) after the robot moved (vx, vy) m/s and turned w rad/s
-        for one control period; returns all remembered points (N, 2), robot frame."""
-        dth = w * CONTROL_DT_S
+    def update(self, ranges: np.ndarray, vx: float, vy: float, w: float, cfg: ClassicalConfig,
+               robot: Robot, angles: np.ndarray) -> np.ndarray:
+        """Adds a scan (ranges in m, one per angle in rad) after the robot moved (vx, vy) m/s
+        and turned w rad/s for one control period; returns all remembered points (N, 2), robot frame."""
+        dt = robot.control_dt_s
+        dth = w * dt
         c, s = math.cos(dth), math.sin(dth)
-        p = self.points - np.array([vx * CONTROL_DT_S, vy * CONTROL_DT_S])
+        p = self.points - np.array([vx * dt, vy * dt])
         p = p @ np.array([[c, -s], [s, c]])  # rotate by -dth (row vectors)
-        hit = ranges < LIDAR_RANGE_M - 0.05
-        new = np.stack([ranges[hit] * np.cos(LIDAR_ANGLES[hit]), ranges[hit] * np.sin(LIDAR_ANGLES[hit])], axis=1)
-        ages = self.ages + CONTROL_DT_S
+        hit = ranges < robot.lidar_range_m - 0.05
+        new = np.stack([ranges[hit] * np.cos(angles[hit]), ranges[hit] * np.sin(angles[hit])], axis=1)
+        ages = self.ages + dt
         keep = (ages < cfg.memory_s) & (np.hypot(p[:, 0], p[:, 1]) < cfg.memory_radius_m)
         self.points = np.concatenate([p[keep], new])
         self.ages = np.concatenate([ages[keep], np.zeros(len(new))])
         return self.points
 
 
-def corridor_clearance(points: np.ndarray, headings: np.ndarray, half_width_m: float, front_m: float) -> np.ndarray:
+def corridor_clearance(points: np.ndarray, headings: np.ndarray, half_width_m: float, front_m: float,
+                       max_m: float) -> np.ndarray:
     """Free length (m) of a straight corridor of half-width half_width_m along each heading.
 
     `points` (N, 2) are obstacle points in the robot frame; length is measured from the
-    chassis front (front_m ahead of the centre). 8 m when nothing blocks.
+    chassis front (front_m ahead of the centre). max_m (the lidar's range) when nothing blocks.
     """
-    free = np.full(len(headings), LIDAR_RANGE_M)
+    free = np.full(len(headings), max_m)
     if len(points) == 0:
         return free
     u = np.stack([np.cos(headings), np.sin(headings)], axis=1)  # (H, 2)
@@ -96,8 +109,14 @@ class ClassicalController(Policy):
     name = "classical"
     privileged = False
 
-    def __init__(self, config: Optional[ClassicalConfig] = None) -> None:
+    def __init__(self, robot: Robot, config: Optional[ClassicalConfig] = None) -> None:
+        self.robot = robot
         self.config = config or ClassicalConfig()
+        layout = robot.obs_layout
+        self._goal_distance = layout["goal_distance"].start
+        self._goal_sin, self._goal_cos = layout["goal_bearing"].start, layout["goal_bearing"].start + 1
+        self._lin_vel, self._yaw_rate = layout["lin_vel"].start, layout["ang_vel"].start + 2
+        self._lidar, self._angles = layout["lidar"], robot.lidar_angles
         self._mem: list[_Memory] = [_Memory()]
         self._prev: list[float] = [0.0]
 
@@ -114,15 +133,17 @@ class ClassicalController(Policy):
         return out[0] if obs.ndim == 1 else out
 
     def _act_one(self, i: int, o: np.ndarray) -> np.ndarray:
-        cfg = self.config
-        dist = float(o[GOAL_DISTANCE])
-        bearing = math.atan2(o[GOAL_SIN], o[GOAL_COS])
-        turned = float(o[ANG_VEL_Z]) * CONTROL_DT_S
-        points = self._mem[i].update(o[LIDAR], float(o[LIN_VEL_X]), float(o[LIN_VEL_Y]), float(o[ANG_VEL_Z]), cfg)
+        cfg, robot = self.config, self.robot
+        dist = float(o[self._goal_distance])
+        bearing = math.atan2(o[self._goal_sin], o[self._goal_cos])
+        yaw_rate = float(o[self._yaw_rate])
+        turned = yaw_rate * robot.control_dt_s
+        vx, vy = float(o[self._lin_vel]), float(o[self._lin_vel + 1])
+        points = self._mem[i].update(o[self._lidar], vx, vy, yaw_rate, cfg, robot, self._angles)
         prev = self._prev[i] - turned  # last step's heading, in this step's frame
 
         headings = np.linspace(-math.pi, math.pi, cfg.headings, endpoint=False)
-        free = corridor_clearance(points, headings, cfg.half_width_m + cfg.margin_m, cfg.front_m)
+        free = corridor_clearance(points, headings, cfg.half_width_m + cfg.margin_m, cfg.front_m, robot.lidar_range_m)
         need = min(cfg.need_free_m, max(dist - 0.3, 0.3))
         off_goal = np.abs((headings - bearing + math.pi) % (2 * math.pi) - math.pi)
         off_prev = np.abs((headings - prev + math.pi) % (2 * math.pi) - math.pi)
@@ -134,12 +155,13 @@ class ClassicalController(Policy):
 
         # Speed from the clearance straight ahead (the corridor we are actually in) and the
         # turn still to make; yaw rate proportional to the heading error.
-        ahead = float(corridor_clearance(points, np.array([0.0]), cfg.half_width_m + 0.05, cfg.front_m)[0])
-        w = float(np.clip(cfg.heading_gain * heading, -W_MAX, W_MAX))
+        ahead = float(corridor_clearance(points, np.array([0.0]), cfg.half_width_m + 0.05, cfg.front_m,
+                                         robot.lidar_range_m)[0])
+        w = float(np.clip(cfg.heading_gain * heading, -robot.w_max, robot.w_max))
         if abs(heading) > cfg.turn_in_place_rad:
             v = 0.0
         else:
             v = cfg.max_speed * math.cos(heading) ** 2
             v *= float(np.clip((ahead - cfg.stop_clearance_m) / cfg.slow_clearance_m, 0.0, 1.0))
             v = min(v, 0.3 + 0.5 * dist)
-        return np.array([v / V_MAX, w / W_MAX])
+        return np.array([v / robot.v_max, w / robot.w_max])

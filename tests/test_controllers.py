@@ -7,10 +7,12 @@ import math
 import numpy as np
 import pytest
 
+from envs import robot, sensors
 from envs.planning import inflate
-from policies import classical, expert
-from policies.classical import ClassicalController
-from policies.expert import ExpertController, wheel_compensated_action
+from navctl import expert
+from navctl.expert import ExpertController, wheel_compensated_action
+from navctl.policy_names import classical_controller as ClassicalController
+from policies import classical
 
 RES = 0.1
 DT = 0.05
@@ -38,10 +40,10 @@ class ToyWorld:
 
     def step(self, action: np.ndarray) -> None:
         a = np.clip(np.asarray(action, dtype=float), -1, 1)
-        v, w = a[0] * expert.V_MAX, a[1] * expert.W_MAX
-        vl = (v - w * expert.TRACK_M / 2) * self.gains[0]
-        vr = (v + w * expert.TRACK_M / 2) * self.gains[1]
-        v, w = (vl + vr) / 2, (vr - vl) / expert.TRACK_M
+        v, w = a[0] * robot.V_MAX, a[1] * robot.W_MAX
+        vl = (v - w * robot.TRACK_M / 2) * self.gains[0]
+        vr = (v + w * robot.TRACK_M / 2) * self.gains[1]
+        v, w = (vl + vr) / 2, (vr - vl) / robot.TRACK_M
         x, y, yaw = self.pose
         self.pose = np.array([x + v * math.cos(yaw) * DT, y + v * math.sin(yaw) * DT, yaw + w * DT])
         self.vel = np.array([v * math.cos(yaw), v * math.sin(yaw), w])
@@ -87,14 +89,14 @@ class ToyWorld:
         o[3] = self.vel[0] * math.cos(yaw) + self.vel[1] * math.sin(yaw)
         o[8] = self.vel[2]
         o[15:17] = self.prev
-        angles = yaw + classical.LIDAR_ANGLES
-        r = np.arange(0.65, classical.LIDAR_RANGE_M, 0.05)
+        angles = yaw + np.arange(sensors.LIDAR_RAYS) * (2 * math.pi / sensors.LIDAR_RAYS)
+        r = np.arange(0.65, sensors.LIDAR_RANGE_M, 0.05)
         px = x + r[None, :] * np.cos(angles)[:, None]
         py = y + r[None, :] * np.sin(angles)[:, None]
         ix = np.clip(np.rint((px - self.origin[0]) / RES).astype(int), 0, 199)
         iy = np.clip(np.rint((py - self.origin[1]) / RES).astype(int), 0, 199)
         hit = self.grid[iy, ix]
-        o[17:] = np.where(hit.any(axis=1), r[np.argmax(hit, axis=1)], classical.LIDAR_RANGE_M)
+        o[17:] = np.where(hit.any(axis=1), r[np.argmax(hit, axis=1)], sensors.LIDAR_RANGE_M)
         return o
 
 
@@ -110,27 +112,10 @@ def drive(world: ToyWorld, policy, seconds: float = 60.0) -> bool:
     return False
 
 
-# --- constants and the wheel model -------------------------------------------------------------
-def test_mirrored_constants_match_the_env():
-    robot = pytest.importorskip("envs.robot")
-    sensors = pytest.importorskip("envs.sensors")
-    assert (expert.V_MAX, expert.W_MAX, expert.TRACK_M) == (robot.V_MAX, robot.W_MAX, robot.TRACK_M)
-    assert (expert.WHEEL_RADIUS_M, expert.TORQUE_LIMIT_NM) == (robot.WHEEL_RADIUS_M, robot.TORQUE_LIMIT_NM)
-    assert (classical.V_MAX, classical.W_MAX) == (robot.V_MAX, robot.W_MAX)
-    layout = sensors.OBS_LAYOUT
-    assert layout["goal_distance"].start == classical.GOAL_DISTANCE
-    assert layout["goal_bearing"].start == classical.GOAL_SIN == classical.GOAL_COS - 1
-    assert layout["lin_vel"].start == classical.LIN_VEL_X
-    assert layout["ang_vel"].start + 2 == classical.ANG_VEL_Z
-    assert layout["lidar"] == classical.LIDAR
-    assert layout["prev_action"] == expert.PREV_ACTION
-    assert (sensors.LIDAR_RAYS, sensors.LIDAR_RANGE_M) == (classical.LIDAR_RAYS, classical.LIDAR_RANGE_M)
-
-
+# --- the wheel model -------------------------------------------------------------------------
 @pytest.mark.parametrize("gains", [(1.0, 1.0), (0.4, 1.0), (1.0, 0.35), (0.7, 1.3)])
 @pytest.mark.parametrize("v, w", [(0.3, 0.0), (0.25, 0.4), (0.0, -0.8), (-0.2, 0.3)])
 def test_compensation_delivers_the_desired_wheel_speeds(gains, v, w):
-    robot = pytest.importorskip("envs.robot")
     a = wheel_compensated_action(v, w, *gains)
     assert np.all(np.abs(a) <= 1.0)
     left, right = robot.wheel_speed_targets(a)
@@ -148,9 +133,9 @@ def test_compensation_saturates_keeping_the_curvature():
     a = wheel_compensated_action(1.0, 0.5, 0.35, 1.0)  # far beyond what a weak left side can do
     assert np.max(np.abs(a)) == pytest.approx(1.0)
     gl, gr = 0.35, 1.0
-    vl = (a[0] * expert.V_MAX - a[1] * expert.W_MAX * expert.TRACK_M / 2) * gl
-    vr = (a[0] * expert.V_MAX + a[1] * expert.W_MAX * expert.TRACK_M / 2) * gr
-    v, w = (vl + vr) / 2, (vr - vl) / expert.TRACK_M
+    vl = (a[0] * robot.V_MAX - a[1] * robot.W_MAX * robot.TRACK_M / 2) * gl
+    vr = (a[0] * robot.V_MAX + a[1] * robot.W_MAX * robot.TRACK_M / 2) * gr
+    v, w = (vl + vr) / 2, (vr - vl) / robot.TRACK_M
     assert w / v == pytest.approx(0.5)
 
 
@@ -228,7 +213,7 @@ def test_expert_batches_and_needs_info():
         np.testing.assert_allclose(out, a[i], atol=1e-6)
     with pytest.raises(ValueError):
         single.act(worlds[0].obs())
-    assert ExpertController.privileged and not ClassicalController.privileged
+    assert ExpertController.privileged and not ClassicalController().privileged
 
 
 def test_expert_slows_down_before_a_corner_on_ice():
@@ -262,9 +247,9 @@ def test_classical_reaches_the_goal(boxes):
 
 def test_classical_corridor_clearance():
     pts = np.array([[2.0, 0.0], [0.1, 1.0], [-3.0, 0.0]])
-    free = classical.corridor_clearance(pts, np.array([0.0, math.pi / 2, math.pi]), 0.3, 0.5)
+    free = classical.corridor_clearance(pts, np.array([0.0, math.pi / 2, math.pi]), 0.3, 0.5, 8.0)
     np.testing.assert_allclose(free, [1.5, 0.5, 2.5])
-    assert classical.corridor_clearance(np.zeros((0, 2)), np.array([0.0]), 0.3, 0.5)[0] == classical.LIDAR_RANGE_M
+    assert classical.corridor_clearance(np.zeros((0, 2)), np.array([0.0]), 0.3, 0.5, 8.0)[0] == 8.0
 
 
 def test_classical_batches_and_ignores_info():

@@ -67,8 +67,8 @@ def test_run_sim_with_no_arguments(tmp_path):
     policies = [r["policy"] for r in json.loads((out / "summary.json").read_text())["results"]]
     if (REPO / "policies" / "checkpoints" / "liquid.safetensors").exists():
         assert policies == ["liquid", "liquid-frozen"]
-    else:  # before training ships the checkpoint: the expert, clearly labelled
-        assert policies == ["expert", "classical"] and "not shipped yet" in proc.stderr
+    else:  # the checkpoint was removed: the expert, clearly labelled
+        assert policies == ["expert", "classical"] and "missing" in proc.stderr
     assert "right motor x0.35" in proc.stdout
 
 
@@ -102,11 +102,11 @@ def test_twin_of_a_plastic_policy_is_the_same_policy_frozen(monkeypatch):
 
 def test_without_a_liquid_checkpoint_the_default_falls_back_to_the_expert(monkeypatch):
     def missing(name):
-        raise UsageError(f"policy {name!r} is not shipped yet")
+        raise UsageError(f"policy {name!r}: its checkpoint is missing")
 
     monkeypatch.setattr(policy_names, "_load", missing)
     policy, twin, note = run.choose_policies(None, no_plasticity=False)
-    assert (policy, twin) == ("expert", "classical") and "not shipped yet" in note
+    assert (policy, twin) == ("expert", "classical") and "missing" in note
     with pytest.raises(UsageError):  # asked for by name: an error, not a silent substitute
         run.choose_policies("liquid", no_plasticity=False)
 

@@ -22,10 +22,10 @@ def test_shipped_checkpoint_loads_and_card_matches_config(name):
     policy = policies.load(name)
     card = json.loads((policies.CHECKPOINT_DIR / f"{name}.json").read_text())
     config = load_config(REPO / "configs" / f"{name}.yaml")
-    assert card["config"] == config
+    assert card["config"] == config.as_dict()
     assert card["config_file"] == f"configs/{name}.yaml"
-    assert policy.config.kind == config["policy"]["kind"]
-    for key, value in config["policy"].items():
+    assert policy.config.kind == config.policy["kind"]
+    for key, value in config.policy.items():
         assert getattr(policy.config, key) == value, key
     assert card["num_parameters"] == policy.num_parameters
     assert card["data_steps"] > 0 and card["training_wall_time_s"] > 0

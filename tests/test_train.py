@@ -13,8 +13,10 @@ import numpy as np
 import pytest
 import yaml
 
-from navctl.dagger import EpisodeJob, run_episode
+from envs.terrain_nav import TerrainNavEnv
 from navctl.errors import UsageError
+from navctl.expert import ExpertController
+from navctl.rollout import rollout
 from navctl.train import mirror, train
 from navctl.train_config import load_config
 
@@ -93,11 +95,25 @@ def test_mirrored_episode_matches_the_mirrored_world(tmp_path):
     assert np.abs(out[1][:, 1]).max() > 0.5
 
 
-def test_expert_labels_every_step_and_beta_zero_lets_the_student_drive():
-    job = EpisodeJob(scenario="flat", seed=1, beta=1.0, mix_seed=0, max_steps=30)
-    data = run_episode(job)
-    assert data.obs.shape == (30, 41) and data.expert_actions.shape == (30, 2)
-    assert np.all(np.abs(data.expert_actions) <= 1.0)
+def test_the_teacher_labels_every_step_and_takes_over_with_its_probability():
+    import policies
+
+    env = TerrainNavEnv("flat")
+    student, expert = policies.build({"kind": "liquid", "units": 16}), ExpertController()
+    try:
+        runs = {p: rollout(env, student, seed=1, teacher=expert, takeover=p, coin_seed=5, max_steps=40)
+                for p in (0.0, 0.5, 1.0)}
+        alone = rollout(env, student, seed=1, max_steps=40)
+    finally:
+        env.close()
+    for traj in runs.values():
+        assert traj.observations.shape == (41, 41) and traj.labels.shape == (40, 2)
+        assert np.all(np.abs(traj.labels) <= 1.0)
+    assert np.array_equal(runs[0.0].actions, alone.actions) and alone.labels is None  # the student drove
+    assert np.array_equal(runs[1.0].actions, runs[1.0].labels)  # the expert drove
+    mixed = runs[0.5]
+    by_expert = np.all(mixed.actions == mixed.labels, axis=1)
+    assert 0.2 < by_expert.mean() < 0.8
 
 
 def test_bad_config_names_file_and_field(tmp_path):
@@ -105,7 +121,7 @@ def test_bad_config_names_file_and_field(tmp_path):
     with pytest.raises(UsageError, match=r"tiny.yaml: optim.epoch: unknown field \(did you mean 'epochs'\?\)"):
         load_config(write_config(tmp_path, bad))
     bad = dict(TINY, seed="zero")
-    with pytest.raises(UsageError, match=r"tiny.yaml: seed: must be int, got str"):
+    with pytest.raises(UsageError, match=r"tiny.yaml: seed: must be an integer, got string 'zero'"):
         load_config(write_config(tmp_path, bad))
     bad = dict(TINY, scenarios={"train": ["flat", "no-such-place"]})
     with pytest.raises(UsageError, match=r"tiny.yaml: scenarios.train\[1\]: .*no-such-place"):
@@ -130,17 +146,25 @@ def test_cli_bad_config_exits_2_without_traceback(tmp_path):
 @pytest.mark.slow
 def test_tiny_training_learns_and_beats_the_untrained_policy(tmp_path):
     import policies
-    from navctl.train import _validation_jobs
+    from navctl.backends import Executor
+    from navctl.train import _validation_tasks, run_episodes
 
     config = write_config(tmp_path, TINY)
     cfg = load_config(config)
-    untrained = policies.build(cfg["policy"])
-    before = [run_episode(j).success for j in _validation_jobs(cfg, untrained, 0)]
+    untrained = policies.build(cfg.policy)
+    with Executor(workers=1) as executor:
+        before = [t.success for t in run_episodes(executor, _validation_tasks(cfg, untrained))]
     card = train(str(config), out=str(tmp_path / "run"), show_progress=False)
     rounds = card["rounds"]
     assert rounds[-1]["loss"] < rounds[0]["loss"] or rounds[0]["loss"] < 0.05
     assert card["validation"]["success_rate"] > np.mean(before)
-    assert (tmp_path / "run" / "metrics.csv").read_text().count("\n") == len(rounds) + 1
+    metrics = (tmp_path / "run" / "metrics.csv").read_text().splitlines()
+    assert len(metrics) == len(rounds) + 1
+    assert {"collect_s", "fit_s", "validate_s"} <= set(metrics[0].split(","))
+    for r in rounds:  # where the time went: the three phases make up the round
+        assert min(r["collect_s"], r["fit_s"], r["validate_s"]) > 0
+        assert r["collect_s"] + r["fit_s"] + r["validate_s"] == pytest.approx(r["seconds"], rel=0.05)
+    assert card["time_s"]["fit"] == pytest.approx(sum(r["fit_s"] for r in rounds), abs=0.1)
 
 
 @pytest.mark.slow
@@ -164,5 +188,25 @@ def test_resume_after_sigkill_gives_the_same_weights(tmp_path):
     train(str(config), out=str(killed), resume=True, show_progress=False)
     a, b = weights(full / "model.safetensors"), weights(killed / "model.safetensors")
     assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+@pytest.mark.slow
+def test_collection_on_ray_gives_the_same_data_and_weights_as_local_processes(tmp_path):
+    pytest.importorskip("ray")
+    small = dict(TINY, dagger=dict(TINY["dagger"], expert_episodes=3, episodes_per_round=2, max_episode_s=6.0),
+                 optim=dict(TINY["optim"], epochs=1), scenarios=dict(TINY["scenarios"], validation_episodes=2),
+                 workers=2)
+    config = write_config(tmp_path, small)
+    train(str(config), out=str(tmp_path / "local"), show_progress=False)
+    train(str(config), out=str(tmp_path / "ray"), show_progress=False, backend="ray")
+    for r in (0, 1):
+        with np.load(tmp_path / "local" / "data" / f"round_{r}.npz") as a, \
+                np.load(tmp_path / "ray" / "data" / f"round_{r}.npz") as b:
+            assert sorted(a.files) == sorted(b.files)
+            for k in a.files:
+                np.testing.assert_array_equal(a[k], b[k], err_msg=f"round {r} {k}")
+    a, b = weights(tmp_path / "local" / "model.safetensors"), weights(tmp_path / "ray" / "model.safetensors")
     for k in a:
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)

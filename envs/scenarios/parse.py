@@ -464,3 +464,8 @@ def parse(text: str, source: str = "<scenario>") -> Scenario:
     except _Invalid as e:
         raise ScenarioError(source, e.path or None, e.reason) from None
     return from_dict(data, source)
+
+
+# The readers, public for the project's other YAML files (navctl's training config) so that
+# they are checked, and their errors worded, the same way.
+Invalid, fields, number, text, flag, list_of = _Invalid, _fields, _number, _text, _flag, _list

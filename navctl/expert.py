@@ -5,7 +5,8 @@ gains, payload), plans an obstacle-free path on the inflated map (envs.planning)
 with pure pursuit, slows down before corners by the braking distance the ground ahead
 allows (long on ice), and solves for the command whose *delivered* wheel speeds are the
 desired ones given the motor gains. It is the teacher for imitation learning and the oracle
-in evaluations. numpy only.
+in evaluations. It lives in navctl, beside the env contract it reads: the robot's constants,
+the observation layout, the planner and the control rate come from envs.
 """
 from __future__ import annotations
 
@@ -17,18 +18,14 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from envs.planning import inflate, plan_path, segment_free
+from envs.robot import TORQUE_LIMIT_NM, TRACK_M, V_MAX, W_MAX, WHEEL_RADIUS_M
+from envs.sensors import OBS_LAYOUT
+from envs.terrain_nav import TerrainNavEnv
 from policies.base import ACT_DIM, Policy
 
-# The robot's constants, mirrored from envs/robot.py (policies may not import pybullet);
-# tests/test_controllers.py checks that they agree.
-V_MAX = 1.0  # m/s forward speed at action[0] = 1
-W_MAX = 2.0  # rad/s yaw rate at action[1] = 1
-TRACK_M = 0.5708  # m between left and right wheel centres
-WHEEL_RADIUS_M = 0.17775
-TORQUE_LIMIT_NM = 30.0  # per wheel at motor gain 1
-ROBOT_MASS_KG = 46.0  # whole robot without payload, about
-CONTROL_DT_S = 0.05  # s, the env's control period (20 Hz)
-PREV_ACTION = slice(15, 17)  # the last applied action, in the env's observation (obs_layout)
+CONTROL_DT_S = 1.0 / TerrainNavEnv.control_hz  # s, one control step
+PREV_ACTION = OBS_LAYOUT["prev_action"]  # the last applied action, in the observation
+ROBOT_MASS_KG = 46.0  # the expert's round figure for the robot without payload (chassis and wheels)
 GRAVITY = 9.81  # m/s^2
 
 

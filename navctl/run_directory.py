@@ -1,0 +1,127 @@
+"""The bookkeeping of a training run: everything `navctl train` keeps in its --out directory.
+
+    progress.json        the config, its digest, the rounds done and their metrics (written
+                         last in a round: a round counts once this is on disk)
+    model.safetensors    the policy after the last complete round
+    data/round_K.npz     round K's labelled episodes: obs_I (T, obs_dim), act_I (T, 2) and meta
+    metrics.csv          one row per round; tensorboard/ too when tensorboard is installed
+    model_card.json      written at the end
+
+Every file is written atomically, so a run killed at any moment resumes from its last
+complete round.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import shutil
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from navctl.errors import UsageError
+from navctl.io import atomic_path, atomic_write_json, atomic_write_text
+from navctl.train_config import TrainConfig
+
+LabelledSequence = tuple[np.ndarray, np.ndarray]  # one episode's observations (T, obs_dim) and labels (T, 2)
+
+
+class RunDirectory:
+    """A run directory, new or resumed; `state` is what progress.json holds."""
+
+    def __init__(self, path: Path, cfg: TrainConfig, config_path: str, resume: bool) -> None:
+        self.path = path
+        config = cfg.as_dict()
+        digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+        self.state: dict[str, Any] = {"config": config, "config_digest": digest, "rounds_done": 0, "rounds": [],
+                                      "wall_time_s": 0.0, "data_steps": 0}
+        progress = path / "progress.json"
+        if progress.exists():
+            if not resume:
+                raise UsageError(f"{path}: holds a training run already; pass --resume to continue it or choose another --out")
+            self.state = json.loads(progress.read_text())
+            if self.state["config_digest"] != digest:
+                raise UsageError(f"{path}: was trained with a different config or seed than {config_path}; cannot resume")
+        (path / "data").mkdir(parents=True, exist_ok=True)
+        self._board = _tensorboard(path)
+
+    @property
+    def rounds_done(self) -> int:
+        return self.state["rounds_done"]
+
+    def load_policy(self):
+        """The policy saved after the last complete round."""
+        import policies
+
+        return policies.load(self.path / "model.safetensors")
+
+    def load_data(self) -> list[LabelledSequence]:
+        """The labelled episodes of every complete round, in order."""
+        out: list[LabelledSequence] = []
+        for r in range(self.rounds_done):
+            with np.load(self.path / "data" / f"round_{r}.npz", allow_pickle=False) as z:
+                count = len(json.loads(z["meta"].tobytes().decode()))
+                out += [(z[f"obs_{i}"], z[f"act_{i}"]) for i in range(count)]
+        return out
+
+    def save_data(self, round_index: int, episodes: list[LabelledSequence], meta: list[dict[str, Any]]) -> None:
+        """Round `round_index`'s labelled episodes, with a JSON-able meta dict for each."""
+        arrays: dict[str, np.ndarray] = {}
+        for i, (obs, labels) in enumerate(episodes):
+            arrays[f"obs_{i}"], arrays[f"act_{i}"] = obs, labels
+        arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+        with atomic_path(self.path / "data" / f"round_{round_index}.npz") as tmp:  # the temp name keeps .npz
+            np.savez(tmp, **arrays)
+
+    def finish_round(self, row: dict[str, Any], policy) -> None:
+        """Saves the policy, then the round's metrics row (progress.json last)."""
+        with atomic_path(self.path / "model.safetensors") as tmp:
+            policy.save(tmp)
+        self.state["rounds"].append(row)
+        self.state["rounds_done"] = row["round"] + 1
+        self.state["wall_time_s"] += row["seconds"]
+        self.state["data_steps"] = row["data_steps"]
+        atomic_write_json(self.path / "progress.json", self.state)
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(row))
+        writer.writeheader()
+        writer.writerows(self.state["rounds"])
+        atomic_write_text(self.path / "metrics.csv", buf.getvalue())
+        if self._board is not None:
+            for key, value in row.items():
+                if key != "round":
+                    self._board.add_scalar(key, value, row["round"])
+            self._board.flush()
+
+    def write_card(self, card: dict[str, Any], ship_to: Optional[Path] = None) -> None:
+        """model_card.json; with `ship_to`, the checkpoint and card are copied there as NAME.*."""
+        atomic_write_json(self.path / "model_card.json", card)
+        if ship_to is None:
+            return
+        ship_to.mkdir(parents=True, exist_ok=True)
+        with atomic_path(ship_to / f"{card['name']}.safetensors") as tmp:
+            shutil.copyfile(self.path / "model.safetensors", tmp)
+        atomic_write_json(ship_to / f"{card['name']}.json", card)
+
+    def close(self) -> None:
+        if self._board is not None:
+            self._board.close()
+            self._board = None
+
+    def __enter__(self) -> "RunDirectory":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _tensorboard(out_dir: Path):
+    """A TensorBoard writer in out_dir/tensorboard when the tensorboard package is installed."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(out_dir / "tensorboard"))
