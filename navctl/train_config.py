@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from envs.scenarios.parse import load_yaml
 from navctl.errors import UsageError
 
 # field -> (type or nested spec, default); a default of ... means required
@@ -115,7 +116,7 @@ def load_config(path: str | os.PathLike) -> dict[str, Any]:
     source = os.fspath(path)
     try:
         with open(source, encoding="utf-8") as f:
-            data = yaml.safe_load(f)
+            data = load_yaml(f.read(), source)  # YAML 1.2 numbers; raises ScenarioError (a ValueError)
     except FileNotFoundError:
         raise UsageError(f"{source}: no such config file") from None
     except yaml.YAMLError as e:
