@@ -4,7 +4,11 @@ The walker is table-driven: each level of the file is a `_fields(...)` spec that
 to a reader, and a reader checks one YAML value and converts it. Checks that span fields
 (events within the time limit, start and goal inside the arena and clear of obstacles) run
 on the built Scenario. The first problem found raises ScenarioError, one line:
-`<file>: <field path>: <reason>`.
+`<file>: <field path>: <reason>`. The bounds of envs/scenarios/limits.py are checked here,
+each message giving its reason.
+
+`load_yaml(text, source)` is the YAML reader of every file navctl reads (scenarios, training
+configs, gate files): YAML 1.2 numbers, duplicate keys refused, a size bound before parsing.
 
 Lengths are metres, angles degrees, times seconds.
 """
