@@ -25,12 +25,12 @@ def event_label(effect: dict[str, Any]) -> str:
 
 
 def trigger_text(event: Event, jitter_s: float) -> str:
-    """When an event fires, e.g. 'at 12 s ± 2 s', 'after 6 m driven', 'on entering its dotted zone'."""
+    """When an event fires, e.g. 'at 12 s ± 2 s', 'after 6 m driven', 'on entering its zone' (dotted on the map)."""
     if event.at_time_s is not None:
         return f"at {event.at_time_s:g} s" + (f" ± {jitter_s:g} s" if jitter_s else "")
     if event.at_distance_m is not None:
         return f"after {event.at_distance_m:g} m driven"
-    return "on entering its dotted zone"
+    return "on entering its zone"
 
 
 def shape_text(shape: Any) -> str:
