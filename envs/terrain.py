@@ -13,7 +13,9 @@ from envs.frozen import FrozenMap
 import numpy as np
 from envs.quiet import pybullet as p
 
+from envs.scenarios.limits import RANDOM_PLACEMENT_TRIES
 from envs.scenarios.model import BoxObstacle, Circle, CylinderObstacle, Obstacle, Rect, Scenario
+from envs.scenarios.parse import ScenarioError
 
 HEIGHTFIELD_RES_M = 0.2  # spacing of heightfield vertices
 BUMP_SPACING_M = 0.6  # spacing of the random bumps of `roughness_m`
@@ -97,8 +99,8 @@ class Terrain:
             return ()
         sx, sy = scenario.arena.size_m
         placed: list[Obstacle] = []
-        for _ in range(spec.count):
-            for _attempt in range(200):
+        for k in range(spec.count):
+            for _attempt in range(RANDOM_PLACEMENT_TRIES):
                 size = rng.uniform(spec.min_size_m, spec.max_size_m, 2)
                 half_diag = 0.5 * math.hypot(*size)
                 cx = rng.uniform(-sx / 2 + half_diag, sx / 2 - half_diag)
@@ -110,6 +112,11 @@ class Terrain:
                                               size=(float(size[0]), float(size[1]), RANDOM_OBSTACLE_HEIGHT_M),
                                               yaw_deg=float(yaw)))
                     break
+            else:
+                raise ScenarioError(scenario.source or scenario.name, f"obstacles[{spec.list_index}].random",
+                                    f"cannot place box {k + 1} of {spec.count}: {RANDOM_PLACEMENT_TRIES} random spots "
+                                    f"in a row were within keep_clear_m ({spec.keep_clear_m:g} m) of the start or the "
+                                    f"goal; lower keep_clear_m or max_size_m, or enlarge the arena")
         return tuple(placed)
 
     # --- queries --------------------------------------------------------------------

@@ -35,6 +35,7 @@ from envs.quiet import pybullet as p
 import pybullet_data
 
 from envs import planning, scenarios
+from envs.display import check_gui_display
 from envs.events import EventSchedule, describe_set
 from envs.quiet import c_output_silenced
 from envs.robot import CHASSIS_HALF_SIZE, Husky
@@ -75,6 +76,8 @@ class TerrainNavEnv(gym.Env):
         self.action_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
         self.substeps = self.physics_hz // self.control_hz
         self.dt = 1.0 / self.control_hz
+        if render_mode == "human":
+            check_gui_display()  # PyBullet's GUI ends the process, silently, when it has no window
         with c_output_silenced():
             self.client = p.connect(p.GUI if render_mode == "human" else p.DIRECT)
         p.setAdditionalSearchPath(pybullet_data.getDataPath(), physicsClientId=self.client)

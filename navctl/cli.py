@@ -1,4 +1,4 @@
-"""The `navctl` command line: `navctl run`, `navctl evaluate`, `navctl train`.
+"""The `navctl` command line: `navctl run`, `navctl evaluate`, `navctl train`, `navctl scenarios`.
 
 Each command lives in its own module with `configure_parser(parser)` and `main(args) -> int`.
 Mistakes of the user (bad flags, unknown names, invalid scenario or gate files, a bad
@@ -21,6 +21,7 @@ COMMANDS = {
     "run": ("navctl.run", "drive one scenario for a few episodes; print a table, write a run directory"),
     "evaluate": ("navctl.evaluate", "evaluate policies on scenarios; write CSV, JSON, Markdown and plots"),
     "train": ("navctl.train", "train a policy (imitation of the expert, then BPTT)"),
+    "scenarios": ("navctl.scenarios_cli", "list the built-in scenarios, check scenario files, show one as text or a map"),
 }
 
 
@@ -46,8 +47,8 @@ def _is_user_error(exc: BaseException) -> bool:
 
 def _parser(command: Optional[str]) -> tuple[argparse.ArgumentParser, Optional[ModuleType]]:
     """The parser; only the chosen command's module is imported (train pulls in torch)."""
-    parser = _Parser(prog="navctl", description="Robot navigation on changing terrain: run, evaluate, train.")
-    sub = parser.add_subparsers(dest="command", metavar="{run,evaluate,train}")
+    parser = _Parser(prog="navctl", description="Robot navigation on changing terrain: run, evaluate, train, scenarios.")
+    sub = parser.add_subparsers(dest="command", metavar="{" + ",".join(COMMANDS) + "}")
     module = None
     for name, (_, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text)

@@ -16,8 +16,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
-import yaml
-
+from envs.scenarios import ScenarioError, load_yaml, read_text
 from navctl.errors import UsageError
 from navctl.summary import GATE_METRICS, is_missing
 
@@ -42,15 +41,10 @@ def _number(where: str, value: Any) -> float:
 def load_gate(path: str | os.PathLike) -> list[Threshold]:
     """Reads and validates a gate file; raises UsageError naming the file and field."""
     name = os.fspath(path)
-    try:
-        with open(name, encoding="utf-8") as f:
-            data = yaml.safe_load(f)
-    except OSError as e:
-        raise UsageError(f"{name}: cannot read the gate file: {e.strerror}") from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = f" (line {mark.line + 1})" if mark is not None else ""
-        raise UsageError(f"{name}: malformed YAML{line}") from None
+    try:  # the scenario files' reader: YAML 1.2 numbers, duplicate keys refused, size bounded
+        data = load_yaml(read_text(name, name), name)
+    except ScenarioError as e:
+        raise UsageError(str(e)) from None
     if not isinstance(data, dict):
         raise UsageError(f"{name}: must be a mapping with a 'thresholds' list")
     for key in data:

@@ -16,12 +16,14 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Circle as CirclePatch, Polygon, Rectangle
 
+from envs.events import describe_set
 from envs.scenarios import Scenario
 from envs.scenarios.model import BoxObstacle, Circle, Rect
 from envs.terrain import hill_heights
 from navctl.episode import curve_offsets
 from navctl.io import atomic_path
 from navctl.rollout import Trajectory
+from navctl.scenario_text import event_label, trigger_text  # event_label: run.py takes it from here too
 
 DPI = 120
 
@@ -118,18 +120,6 @@ def plot_adaptation(rows: Sequence[dict[str, Any]], path: str | os.PathLike) -> 
 
 
 # --- the arena map ------------------------------------------------------------------------
-def event_label(effect: dict[str, Any]) -> str:
-    """Short text for an event's effect, e.g. 'right motor x0.35, payload 45 kg'."""
-    parts = []
-    for side, gain in (effect.get("motor_gain") or {}).items():
-        parts.append(f"{side} motor x{gain:g}")
-    if effect.get("payload_kg") is not None:
-        parts.append(f"payload {effect['payload_kg']:g} kg")
-    if effect.get("friction_scale") is not None:
-        parts.append(f"friction x{effect['friction_scale']:g}")
-    return ", ".join(parts) or "event"
-
-
 def _rect_corners(center: Sequence[float], size: Sequence[float], yaw_deg: float) -> np.ndarray:
     c, s = math.cos(math.radians(yaw_deg)), math.sin(math.radians(yaw_deg))
     half = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]]) * np.asarray(size[:2]) / 2
@@ -253,3 +243,49 @@ def _legend_handles(scenario: Scenario) -> list:
     if scenario.arena.hills:
         handles.append(Line2D([], [], color="#8c510a", lw=0.7, label="hill contours (m)"))
     return handles
+
+
+# --- a scenario on its own: `navctl scenarios show --out` ---------------------------------
+def _draw_places(ax, scenario: Scenario) -> None:
+    """Start (dot, heading arrow) and goal (circle) as written, and the ranges randomize draws
+    them from (dashed rectangles over the centres)."""
+    start, goal, rz = scenario.robot.start, scenario.goal, scenario.randomize
+    for (xs, ys), fixed, color in (((rz.start.x, rz.start.y), (start.x, start.y), "k"),
+                                   ((rz.goal.x, rz.goal.y), (goal.x, goal.y), "#2ca02c")):
+        if xs or ys:
+            (x0, x1), (y0, y1) = xs or (fixed[0],) * 2, ys or (fixed[1],) * 2
+            ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, ls="--", lw=1.2, ec=color, zorder=4))
+    yaw = math.radians(start.yaw_deg)
+    ax.plot([start.x], [start.y], marker="o", ms=6, color="k", zorder=5)
+    ax.annotate("", xy=(start.x + 0.9 * math.cos(yaw), start.y + 0.9 * math.sin(yaw)), xytext=(start.x, start.y),
+                arrowprops={"arrowstyle": "->", "lw": 1.2}, zorder=5)
+    turn = f"\nyaw {rz.start.yaw_deg[0]:g}..{rz.start.yaw_deg[1]:g}°" if rz.start.yaw_deg else ""
+    ax.text(start.x, start.y - 0.7, "start" + turn, ha="center", va="top", fontsize=7)
+    ax.add_patch(CirclePatch((goal.x, goal.y), goal.radius_m, fc="#2ca02c", alpha=0.35, ec="#2ca02c", lw=1.5, zorder=3))
+    ax.text(goal.x, goal.y - goal.radius_m - 0.2, "goal", ha="center", va="top", fontsize=7)
+
+
+def plot_scenario_map(scenario: Scenario, path: str | os.PathLike, random_obstacles: Sequence[Any] = ()) -> None:
+    """The arena map of `trajectory.png` with no path: friction zones, hills, obstacles, event
+    trigger zones; plus the start and goal with the ranges randomize draws them from (dashed),
+    `random_obstacles` (one draw of the random boxes, hatched) and every event's trigger and effect."""
+    sx, sy = scenario.arena.size_m
+    fig = Figure(figsize=(6.4, 6.4 * sy / sx + 1.8), layout="constrained")
+    ax = fig.subplots()
+    image = _draw_arena(ax, scenario, scenario.obstacles)
+    for ob in random_obstacles:
+        ax.add_patch(Polygon(_rect_corners(ob.center, ob.size, ob.yaw_deg), closed=True, fc="0.85", ec="0.4", hatch="///"))
+    _draw_places(ax, scenario)
+    if image is not None:
+        fig.colorbar(image, ax=ax, shrink=0.8, pad=0.01, label="ground friction (1.0 outside the zones)")
+    jitter = scenario.randomize.event_time_jitter_s
+    events = [f"event {i}: {trigger_text(e, jitter)}: {event_label(describe_set(e.set))}"
+              for i, e in enumerate(scenario.events)]
+    ax.set_title("\n".join([f"{scenario.name}" + (f" ({scenario.split})" if scenario.split else ""), *events]),
+                 fontsize=8)
+    handles = [h for h in _legend_handles(scenario) if not h.get_label().startswith(("path", "event fired"))]
+    handles.append(Rectangle((0, 0), 1, 1, fill=False, ls="--", ec="k", label="start / goal drawn in"))
+    if random_obstacles:
+        handles.append(Rectangle((0, 0), 1, 1, fc="0.85", ec="0.4", hatch="///", label="random boxes (one draw)"))
+    fig.legend(handles=handles, loc="outside lower center", ncol=3, fontsize=7, frameon=False)
+    _save(fig, path)

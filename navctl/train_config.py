@@ -13,9 +13,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
-from envs.scenarios.parse import Invalid, fields, flag, list_of, number, text
+from envs.scenarios.parse import Invalid, ScenarioError, fields, flag, list_of, load_yaml, number, text
 from navctl.errors import UsageError
 
 
@@ -65,7 +63,7 @@ class TrainConfig:
 
 def _names(v: Any, path: str) -> tuple[str, ...]:
     """A list of scenario names; a single name reads as a list of one."""
-    return list_of(text())([v] if isinstance(v, str) else v, path)
+    return list_of(text(), 1000, "a training run names at most 1000 scenarios")([v] if isinstance(v, str) else v, path)
 
 
 def _mapping(v: Any, path: str) -> dict[str, Any]:
@@ -127,13 +125,11 @@ def load_config(path: str | os.PathLike) -> TrainConfig:
     source = os.fspath(path)
     try:
         with open(source, encoding="utf-8") as f:
-            data = yaml.safe_load(f)
+            data = load_yaml(f.read(), source)  # YAML 1.2 numbers; raises ScenarioError (a ValueError)
     except FileNotFoundError:
         raise UsageError(f"{source}: no such config file") from None
-    except yaml.YAMLError as e:
-        line = getattr(getattr(e, "problem_mark", None), "line", None)
-        where = f"line {line + 1}: " if line is not None else ""
-        raise UsageError(f"{source}: {where}malformed YAML: {getattr(e, 'problem', e)}") from None
+    except ScenarioError as e:  # malformed YAML, duplicate keys: one line naming file and line
+        raise UsageError(str(e)) from None
     return validate_config(data, source)
 
 

@@ -305,3 +305,58 @@ def test_memory_flat_over_2000_resets():
     assert envs.quiet.pybullet.getNumBodies(physicsClientId=env.client) <= bodies_before + 8
     env.close()
     assert grown < 20 * 2**20, f"RSS grew by {grown / 2**20:.1f} MiB over 1800 resets"
+
+
+# --- render_mode="human" without a display: an error, never a dead interpreter --------------
+def _python_without_display(code: str, display: str | None = None):
+    """Runs `code` in a fresh interpreter with DISPLAY unset (or set to `display`)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    if display is not None:
+        env["DISPLAY"] = display
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+
+
+HUMAN_MAKE = """
+import gymnasium, envs
+from envs.display import NoDisplayError
+try:
+    gymnasium.make("navctl/TerrainNav-v0", render_mode="human")
+except NoDisplayError as e:
+    print("error:", e)
+"""
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="the X11 check is Linux only")
+@pytest.mark.parametrize("display", [None, ":97"], ids=["unset", "unreachable"])
+def test_human_mode_without_display_raises_a_clear_error(display):
+    proc = _python_without_display(HUMAN_MAKE, display)
+    assert proc.returncode == 0, proc.stderr
+    message = proc.stdout.strip()
+    assert message.startswith("error: render_mode='human' opens PyBullet's GUI window, but ")
+    assert ("DISPLAY is empty" if display is None else "DISPLAY=':97' cannot be opened") in message
+    assert "render_mode='rgb_array'" in message and "--video" in message and "\n" not in message
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="the X11 check is Linux only")
+def test_gymnasium_check_env_on_a_made_env_survives_without_display():
+    # check_env makes the env again in every render mode, "human" included.
+    proc = _python_without_display("""
+import gymnasium, envs
+from gymnasium.utils.env_checker import check_env
+from envs.display import NoDisplayError
+env = gymnasium.make("navctl/TerrainNav-v0", scenario="flat")
+try:
+    check_env(env.unwrapped)
+    print("passed")
+except NoDisplayError as e:
+    print("error:", e)
+print("still running")
+""")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert lines[-1] == "still running"
+    assert lines[0] == "passed" or ("render_mode='human'" in lines[0] and "rgb_array" in lines[0])

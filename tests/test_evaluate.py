@@ -215,7 +215,7 @@ def test_gate_passes_and_fails_with_the_metric_policy_and_scenario(tmp_path, sho
     ("thresholds:\n  - {metric: spl}\n", "gate.yaml: thresholds[0]: needs 'min' or 'max'"),
     ("thresholds:\n  - {metric: spl, min: high}\n", "gate.yaml: thresholds[0].min: must be a number"),
     ("limits: []\n", "gate.yaml: limits: unknown field"),
-    ("thresholds: [\n", "gate.yaml: malformed YAML"),
+    ("thresholds: [\n", "gate.yaml: line 2: malformed YAML"),
 ])
 def test_gate_files_are_validated(tmp_path, monkeypatch, text, message):
     monkeypatch.chdir(tmp_path)

@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Optional, Union
 
 from .model import Scenario
-from .parse import FORMAT_VERSION, ScenarioError, from_dict, parse
+from .parse import FORMAT_VERSION, ScenarioError, from_dict, load_yaml, parse, read_text
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
 SPLITS = ("train", "eval")
 
 __all__ = ["BUILTIN_DIR", "FORMAT_VERSION", "SPLITS", "Scenario", "ScenarioError", "from_dict",
-           "load", "names", "parse"]
+           "load", "load_yaml", "names", "parse", "read_text"]
 
 
 def _builtin_files() -> dict[str, Path]:
@@ -59,8 +59,4 @@ def load(name_or_path: Union[str, os.PathLike]) -> Scenario:
         hint = f"did you mean '{close[0]}'? " if close else ""
         raise ScenarioError(given, None, f"not a built-in scenario or an existing file ({hint}"
                                          f"built-ins: {', '.join(builtins)})")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise ScenarioError(given, None, f"cannot read the file: {e}") from None
-    return parse(text, given)
+    return parse(read_text(path, given), given)  # a file over MAX_FILE_BYTES is refused unread

@@ -120,6 +120,7 @@ class RandomObstacles:
     min_size_m: float
     max_size_m: float
     keep_clear_m: float = 1.5
+    list_index: int = 0  # its place in the file's `obstacles:` list, for messages
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,11 @@ The walker is table-driven: each level of the file is a `_fields(...)` spec that
 to a reader, and a reader checks one YAML value and converts it. Checks that span fields
 (events within the time limit, start and goal inside the arena and clear of obstacles) run
 on the built Scenario. The first problem found raises ScenarioError, one line:
-`<file>: <field path>: <reason>`.
+`<file>: <field path>: <reason>`. The bounds of envs/scenarios/limits.py are checked here,
+each message giving its reason.
+
+`load_yaml(text, source)` is the YAML reader of every file navctl reads (scenarios, training
+configs, gate files): YAML 1.2 numbers, duplicate keys refused, a size bound before parsing.
 
 Lengths are metres, angles degrees, times seconds.
 """
@@ -14,8 +18,9 @@ import dataclasses
 import difflib
 import math
 import operator
+import os
 import re
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 
 import yaml
 
@@ -23,6 +28,10 @@ from .model import (
     Arena, BoxObstacle, Circle, CylinderObstacle, Event, EventSet, Goal, GoalRandomize, Hill,
     MotorGain, MotorGainRandomize, Pose, RandomObstacles, Randomize, Rect, RobotSpec, Scenario,
     Range, Sensors, SensorNoise, StartRandomize, Surface,
+)
+from .limits import (
+    MAX_ARENA_SIDE_M, MAX_EVENTS, MAX_FILE_BYTES, MAX_FRICTION, MAX_FRICTION_SCALE, MAX_HILL_HEIGHT_M, MAX_HILLS,
+    MAX_LENGTH_M, MAX_NOISE_SD, MAX_OBSTACLES, MAX_PAYLOAD_KG, MAX_ROUGHNESS_M, MAX_SURFACES, MAX_TIME_LIMIT_S,
 )
 
 FORMAT_VERSION = 1
@@ -58,8 +67,15 @@ class _Invalid(Exception):
 
 # ---------------------------------------------------------------- YAML with line numbers
 
+# YAML 1.2 floats (core schema): 1e-3, 1.0e9, 2E+3, .5, -.5. PyYAML follows YAML 1.1, whose
+# floats need a dot and a signed exponent, so it would read 1e-3 and 1.0e9 as strings.
+_YAML12_FLOAT = re.compile(r"""^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?
+                               |[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$""", re.X)
+
+
 class _StrictLoader(yaml.SafeLoader):
-    """yaml.SafeLoader that rejects duplicate keys (plain YAML silently keeps the last one)."""
+    """yaml.SafeLoader that reads YAML 1.2 floats and rejects duplicate keys (plain YAML
+    silently keeps the last one)."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen: set = set()
@@ -75,7 +91,32 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
-def _load_yaml(text: str) -> Any:
+# Tried after YAML 1.1's int and float (first characters: sign, dot, digit); PyYAML copies the
+# resolver table for the subclass, so yaml.SafeLoader itself is unchanged.
+_StrictLoader.add_implicit_resolver("tag:yaml.org,2002:float", _YAML12_FLOAT, list("-+.0123456789"))
+
+
+def _too_big(size: int, unit: str) -> str:
+    return (f"the file is {size} {unit}, over the limit of {MAX_FILE_BYTES} ({MAX_FILE_BYTES // 1024} KiB) "
+            f"that keeps reading it under a second")
+
+
+def read_text(path: Union[str, os.PathLike], source: str) -> str:
+    """The UTF-8 text of a scenario or config file; one larger than MAX_FILE_BYTES is refused
+    before it is read. Raises ScenarioError `<source>: <reason>`."""
+    try:
+        size = os.stat(path).st_size
+        if size > MAX_FILE_BYTES:
+            raise ScenarioError(source, None, _too_big(size, "bytes"))
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ScenarioError(source, None, f"cannot read the file: {e}") from None
+
+
+def _parse_yaml(text: str) -> Any:
+    if len(text) > MAX_FILE_BYTES:
+        raise _Invalid("", _too_big(len(text), "characters"))
     try:
         return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as e:
@@ -89,6 +130,20 @@ def _load_yaml(text: str) -> Any:
         raise _Invalid(f"line {mark.line + 1}", f"malformed YAML: {problem} ({where})") from None
     except yaml.YAMLError as e:
         raise _Invalid("", f"malformed YAML: {e}") from None
+    except RecursionError:
+        raise _Invalid("", "malformed YAML: nested too deeply") from None
+
+
+def load_yaml(text: str, source: str) -> Any:
+    """The YAML tree of a scenario or config file, numbers read as YAML 1.2 reads them.
+
+    Strict: a duplicate key is an error. Text longer than MAX_FILE_BYTES characters is refused
+    before parsing. Raises ScenarioError, one line: `<source>: line N: <reason>`.
+    """
+    try:
+        return _parse_yaml(text)
+    except _Invalid as e:
+        raise ScenarioError(source, e.path or None, e.reason) from None
 
 
 # ---------------------------------------------------------------- readers: (value, path) -> value
@@ -113,15 +168,24 @@ def _describe(v: Any) -> str:
     if isinstance(v, (int, float)):
         return f"number {v!r}"
     if isinstance(v, str):
-        if re.fullmatch(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+", v.strip()):
-            # PyYAML (YAML 1.1) reads 1e-3 as text; only 1.0e-3 is a float.
-            return f"string {v!r} (write exponents with a dot, e.g. 1.0e-3)"
-        return f"string {v!r}"
+        return f"string {v!r}{_number_hint(v.strip())}"
     if isinstance(v, list):
         return f"a list of {len(v)}"
     if isinstance(v, dict):
         return "a mapping"
     return type(v).__name__
+
+
+def _number_hint(text: str) -> str:
+    """A hint for text that was surely meant as a number: a bare exponent, a unit, a decimal comma."""
+    mantissa = r"[-+]?(\d+\.?\d*|\.\d+)"
+    if re.fullmatch(mantissa + r"[eE][-+]?", text):
+        return " (an exponent needs digits, e.g. 1e-3)"
+    if re.fullmatch(mantissa + r"([eE][-+]?\d+)?\s*[^\d\s.,+-].*", text):
+        return " (write the number alone: the field's name gives its unit)"
+    if re.fullmatch(r"[-+]?\d+,\d+", text):
+        return " (write decimals with a dot)"
+    return ""
 
 
 def _bounds_text(bounds: dict[str, float]) -> str:
@@ -133,9 +197,12 @@ def _bounds_text(bounds: dict[str, float]) -> str:
     return f"{_BOUNDS[key][0]} {_num(bounds[key])}"
 
 
-def _number(integer: bool = False, **bounds: float) -> Reader:
-    """A number (an int, or a float unless `integer`; never a bool) within bounds ge/gt/le/lt."""
+def _number(integer: bool = False, cap: Optional[float] = None, why: str = "", **bounds: float) -> Reader:
+    """A number (an int, or a float unless `integer`; never a bool) within bounds ge/gt/le/lt,
+    and within `cap` in size (|v| <= cap), a limit of this implementation explained by `why`."""
     kinds = int if integer else (int, float)
+    signed = not any(k in bounds and bounds[k] >= 0 for k in ("ge", "gt"))
+    cap_text = "" if cap is None else (f"in [{_num(-cap)}, {_num(cap)}]" if signed else f"<= {_num(cap)}")
 
     def read(v: Any, path: str) -> Any:
         if isinstance(v, bool) or not isinstance(v, kinds):
@@ -144,6 +211,8 @@ def _number(integer: bool = False, **bounds: float) -> Reader:
             raise _Invalid(path, f"must be a finite number, got {v}")
         if not all(_BOUNDS[k][1](v, limit) for k, limit in bounds.items()):
             raise _Invalid(path, f"must be {_bounds_text(bounds)}, got {_num(v)}")
+        if cap is not None and abs(v) > cap:
+            raise _Invalid(path, f"must be {cap_text} ({why}), got {_num(v)}")
         return v if integer else float(v)
 
     return read
@@ -169,9 +238,9 @@ def _flag(v: Any, path: str) -> bool:
     return v
 
 
-def _vector(n: int, **bounds: float) -> Reader:
-    """A list of exactly n numbers, each within bounds; returned as a tuple of floats."""
-    item = _number(**bounds)
+def _vector(n: int, **limits: Any) -> Reader:
+    """A list of exactly n numbers, each read by _number(**limits); returned as a tuple of floats."""
+    item = _number(**limits)
 
     def read(v: Any, path: str) -> tuple[float, ...]:
         if not isinstance(v, list) or len(v) != n:
@@ -181,9 +250,9 @@ def _vector(n: int, **bounds: float) -> Reader:
     return read
 
 
-def _range(**bounds: float) -> Reader:
-    """A uniform draw [lo, hi] with lo <= hi."""
-    pair = _vector(2, **bounds)
+def _range(**limits: Any) -> Reader:
+    """A uniform draw [lo, hi] with lo <= hi, each read by _number(**limits)."""
+    pair = _vector(2, **limits)
 
     def read(v: Any, path: str) -> tuple[float, float]:
         lo, hi = pair(v, path)
@@ -194,13 +263,16 @@ def _range(**bounds: float) -> Reader:
     return read
 
 
-def _list(item: Reader) -> Reader:
-    """A list (null reads as empty, so every entry may be commented out)."""
+def _list(item: Reader, most: int, why: str) -> Reader:
+    """A list of at most `most` entries (a limit explained by `why`); null reads as empty, so
+    every entry may be commented out. The length is checked before any entry is read."""
     def read(v: Any, path: str) -> tuple:
         if v is None:
             return ()
         if not isinstance(v, list):
             raise _Invalid(path, f"must be a list, got {_describe(v)}")
+        if len(v) > most:
+            raise _Invalid(path, f"must have at most {most} entries ({why}), got {len(v)}")
         return tuple(item(x, f"{path}[{i}]") for i, x in enumerate(v))
 
     return read
@@ -258,35 +330,49 @@ def _make_scenario(obstacles: tuple = ((), None), **kw: Any) -> Scenario:
 
 # ---------------------------------------------------------------- the format, level by level
 
+# Each limit of envs/scenarios/limits.py with the reason a message gives for it.
+_WHY_LENGTH = f"no length or coordinate in a scenario exceeds the largest arena side, {_num(MAX_LENGTH_M)} m"
+_length = _number(gt=0, cap=MAX_LENGTH_M, why=_WHY_LENGTH)
+_clearance = _number(ge=0, cap=MAX_LENGTH_M, why=_WHY_LENGTH)
+_xy = _vector(2, cap=MAX_LENGTH_M, why=_WHY_LENGTH)
 _any = _number()
-_positive = _number(gt=0)
-_nonneg = _number(ge=0)
 _gain = _number(ge=0, le=MOTOR_GAIN_MAX)
-_xy = _vector(2)
+_payload = _number(ge=0, cap=MAX_PAYLOAD_KG, why="the Husky's rated payload, kg")
+_friction = _number(ge=0, cap=MAX_FRICTION, why="tyre rubber on real ground stays below about 1.2")
+_friction_scale = _number(ge=0, cap=MAX_FRICTION_SCALE, why="it multiplies a friction bounded by 2")
+_noise = _number(ge=0, cap=MAX_NOISE_SD, why="a standard deviation of 1 already drowns what the sensor measures")
+_time = _number(ge=0, cap=MAX_TIME_LIMIT_S, why="the longest episode, 10 simulated minutes")
 
-_rect = _fields(Rect, {"center": _xy, "size": _vector(2, gt=0), "yaw_deg": _any},
-                required=("center", "size"))
-_circle = _fields(Circle, {"center": _xy, "radius_m": _positive}, required=("center", "radius_m"))
+_rect = _fields(Rect, {"center": _xy, "size": _vector(2, gt=0, cap=MAX_LENGTH_M, why=_WHY_LENGTH),
+                       "yaw_deg": _any}, required=("center", "size"))
+_circle = _fields(Circle, {"center": _xy, "radius_m": _length}, required=("center", "radius_m"))
 _shape = _fields(_the_one, {"rect": _rect, "circle": _circle}, one_of=("rect", "circle"))
 
-_hill = _fields(Hill, {"center": _xy, "radius_m": _positive, "height_m": _any},
+_hill = _fields(Hill, {"center": _xy, "radius_m": _length,
+                       "height_m": _number(cap=MAX_HILL_HEIGHT_M,
+                                           why="hills are ground to drive over; higher ones are walls")},
                 required=("center", "radius_m", "height_m"))
-_arena = _fields(Arena, {"size_m": _vector(2, gt=0), "walls": _flag, "roughness_m": _nonneg,
-                         "hills": _list(_hill)}, required=("size_m",))
+_arena = _fields(Arena, {
+    "size_m": _vector(2, gt=0, cap=MAX_ARENA_SIDE_M, why="the largest arena: the cost of every reset grows with its area"),
+    "walls": _flag,
+    "roughness_m": _number(ge=0, cap=MAX_ROUGHNESS_M, why="higher bumps every 0.6 m are walls, not rough ground"),
+    "hills": _list(_hill, MAX_HILLS, "each one is summed over the whole heightfield at every reset"),
+}, required=("size_m",))
 _pose = _fields(Pose, {"x": _any, "y": _any, "yaw_deg": _any}, required=("x", "y"))
-_robot = _fields(RobotSpec, {"start": _pose, "payload_kg": _nonneg}, required=("start",))
-_goal = _fields(Goal, {"x": _any, "y": _any, "radius_m": _positive}, required=("x", "y"))
+_robot = _fields(RobotSpec, {"start": _pose, "payload_kg": _payload}, required=("start",))
+_goal = _fields(Goal, {"x": _any, "y": _any, "radius_m": _length}, required=("x", "y"))
 
 _surface = _fields(_make_surface, {"name": _text(), "rect": _rect, "circle": _circle,
-                                   "friction": _nonneg, "drag": _number(ge=0, lt=1)},
+                                   "friction": _friction, "drag": _number(ge=0, lt=1)},
                    one_of=("rect", "circle"))
 
-_box = _fields(BoxObstacle, {"center": _xy, "size": _vector(3, gt=0), "yaw_deg": _any},
-               required=("center", "size"))
-_cylinder = _fields(CylinderObstacle, {"center": _xy, "radius_m": _positive, "height_m": _positive},
+_box = _fields(BoxObstacle, {"center": _xy, "size": _vector(3, gt=0, cap=MAX_LENGTH_M, why=_WHY_LENGTH),
+                             "yaw_deg": _any}, required=("center", "size"))
+_cylinder = _fields(CylinderObstacle, {"center": _xy, "radius_m": _length, "height_m": _length},
                     required=("center", "radius_m"))
-_random = _fields(RandomObstacles, {"count": _number(integer=True, ge=0), "min_size_m": _positive,
-                                    "max_size_m": _positive, "keep_clear_m": _nonneg},
+_WHY_OBSTACLES = f"at most {MAX_OBSTACLES} obstacles: each is a body and a pass over the maps at every reset"
+_random = _fields(RandomObstacles, {"count": _number(integer=True, ge=0, cap=MAX_OBSTACLES, why=_WHY_OBSTACLES),
+                                    "min_size_m": _length, "max_size_m": _length, "keep_clear_m": _clearance},
                   required=("count", "min_size_m", "max_size_m"))
 _obstacle = _fields(_the_one, {"box": _box, "cylinder": _cylinder, "random": _random},
                     one_of=("box", "cylinder", "random"))
@@ -299,51 +385,56 @@ def _obstacles(v: Any, path: str) -> tuple[tuple, Optional[RandomObstacles]]:
     valid YAML (a block list cannot also hold a mapping key). We read the evident intent as
     one list item `- random: {count: 6, min_size_m: 0.3, ...}`; at most one such item.
     """
-    items = _list(_obstacle)(v, path)
+    items = _list(_obstacle, MAX_OBSTACLES, _WHY_OBSTACLES)(v, path)
     randoms = [i for i, o in enumerate(items) if isinstance(o, RandomObstacles)]
     if len(randoms) > 1:
         raise _Invalid(f"{path}[{randoms[1]}].random", "only one random entry is allowed")
-    for i in randoms:
-        if items[i].min_size_m > items[i].max_size_m:
-            raise _Invalid(f"{path}[{i}].random.max_size_m",
-                           f"must be >= min_size_m ({_num(items[i].min_size_m)}), got {_num(items[i].max_size_m)}")
-    fixed = tuple(o for o in items if not isinstance(o, RandomObstacles))
-    return fixed, (items[randoms[0]] if randoms else None)
+    if not randoms:
+        return items, None
+    i = randoms[0]
+    spec = dataclasses.replace(items[i], list_index=i)
+    if spec.min_size_m > spec.max_size_m:
+        raise _Invalid(f"{path}[{i}].random.max_size_m",
+                       f"must be >= min_size_m ({_num(spec.min_size_m)}), got {_num(spec.max_size_m)}")
+    fixed = items[:i] + items[i + 1:]
+    if len(fixed) + spec.count > MAX_OBSTACLES:
+        raise _Invalid(f"{path}[{i}].random.count", f"{len(fixed)} fixed obstacles and {spec.count} random ones "
+                                                    f"are more than {MAX_OBSTACLES} ({_WHY_OBSTACLES})")
+    return fixed, spec
 
 
 _event_set = _fields(EventSet, {
     "motor_gain": _fields(MotorGain, {"left": _gain, "right": _gain}, nonempty=True),
-    "payload_kg": _nonneg,
-    "friction_scale": _nonneg,
+    "payload_kg": _payload,
+    "friction_scale": _friction_scale,
 }, nonempty=True)
-_event = _fields(Event, {"at_time_s": _nonneg, "at_distance_m": _nonneg, "on_enter": _shape,
+_event = _fields(Event, {"at_time_s": _number(ge=0), "at_distance_m": _number(ge=0), "on_enter": _shape,
                          "set": _event_set},
                  required=("set",), one_of=("at_time_s", "at_distance_m", "on_enter"))
 
 _randomize = _fields(Randomize, {
     "start": _fields(StartRandomize, {"x": _range(), "y": _range(), "yaw_deg": _range()}),
     "goal": _fields(GoalRandomize, {"x": _range(), "y": _range()}),
-    "friction_scale": _range(ge=0),
-    "payload_kg": _range(ge=0),
+    "friction_scale": _range(ge=0, cap=MAX_FRICTION_SCALE, why="it multiplies a friction bounded by 2"),
+    "payload_kg": _range(ge=0, cap=MAX_PAYLOAD_KG, why="the Husky's rated payload, kg"),
     "motor_gain": _fields(MotorGainRandomize, {"left": _range(ge=0, le=MOTOR_GAIN_MAX),
                                                "right": _range(ge=0, le=MOTOR_GAIN_MAX)}),
-    "event_time_jitter_s": _nonneg,
+    "event_time_jitter_s": _time,
 })
-_sensors = _fields(Sensors, {"noise": _fields(SensorNoise, {"lidar_m": _nonneg, "imu": _nonneg,
-                                                            "odometry": _nonneg})})
+_sensors = _fields(Sensors, {"noise": _fields(SensorNoise, {"lidar_m": _noise, "imu": _noise, "odometry": _noise})})
 
 _scenario = _fields(_make_scenario, {
     "version": _number(integer=True),
     "name": _text(pattern=r"[a-z0-9-]+", pattern_hint="lowercase letters, digits, '-'"),
     "description": _text(),
     "split": _text(choices=("train", "eval")),
-    "time_limit_s": _positive,
+    "time_limit_s": _number(gt=0, cap=MAX_TIME_LIMIT_S, why="the longest episode, 10 simulated minutes"),
     "arena": _arena,
     "robot": _robot,
     "goal": _goal,
-    "surfaces": _list(_surface),
+    "surfaces": _list(_surface, MAX_SURFACES, "each one is a pass over the friction maps at every reset"),
     "obstacles": _obstacles,
-    "events": _list(_event),
+    "events": _list(_event, MAX_EVENTS, "every one is checked at every control step"),
     "randomize": _randomize,
     "sensors": _sensors,
 }, required=("version", "name", "arena", "robot", "goal"))
@@ -391,6 +482,23 @@ def _check_events(sc: Scenario) -> None:
         if ev.at_time_s is not None and ev.at_time_s >= sc.time_limit_s:
             raise _Invalid(f"events[{i}].at_time_s",
                            f"must be < time_limit_s ({_num(sc.time_limit_s)}), got {_num(ev.at_time_s)}")
+
+
+def _check_limits(sc: Scenario) -> None:
+    """Limits that span fields: the largest payload drawn, random boxes that fit the arena."""
+    if sc.randomize.payload_kg is not None:
+        most = sc.robot.payload_kg + sc.randomize.payload_kg[1]
+        if most > MAX_PAYLOAD_KG:
+            raise _Invalid("randomize.payload_kg", f"robot.payload_kg ({_num(sc.robot.payload_kg)}) plus up to "
+                                                   f"{_num(sc.randomize.payload_kg[1])} drawn is {_num(most)}, more than "
+                                                   f"{_num(MAX_PAYLOAD_KG)} (the Husky's rated payload, kg)")
+    spec = sc.random_obstacles
+    if spec is not None:
+        fits = min(sc.arena.size_m) / math.sqrt(2)
+        if spec.max_size_m > fits:
+            raise _Invalid(f"obstacles[{spec.list_index}].random.max_size_m",
+                           f"must be <= {fits:.2f} so that a box fits inside the arena turned any way "
+                           f"(its shorter side / sqrt 2), got {_num(spec.max_size_m)}")
 
 
 def _places(sc: Scenario) -> list[tuple[str, str, Range, Range, float]]:
@@ -450,6 +558,7 @@ def from_dict(data: Any, source: str = "<scenario>") -> Scenario:
         if version != FORMAT_VERSION:
             raise _Invalid("version", f"unsupported version {version} (this navctl reads version {FORMAT_VERSION})")
         sc = _scenario(data, "")
+        _check_limits(sc)
         _check_events(sc)
         _check_placement(sc)
     except _Invalid as e:
@@ -459,11 +568,7 @@ def from_dict(data: Any, source: str = "<scenario>") -> Scenario:
 
 def parse(text: str, source: str = "<scenario>") -> Scenario:
     """Parse and validate scenario YAML text; `source` names the file in messages."""
-    try:
-        data = _load_yaml(text)
-    except _Invalid as e:
-        raise ScenarioError(source, e.path or None, e.reason) from None
-    return from_dict(data, source)
+    return from_dict(load_yaml(text, source), source)
 
 
 # The readers, public for the project's other YAML files (navctl's training config) so that
