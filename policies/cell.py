@@ -147,6 +147,18 @@ class LiquidCell(nn.Module):
             new_state = (h_new,) if self.rule is None else (h_new, torch.zeros_like(state[1]))
         return self.map_outputs(h_new), new_state
 
+    def sequence(self, x: torch.Tensor, dt: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """x (batch, time, inputs), dt (batch, time) -> (y (batch, time, outputs), final state).
+
+        Step by step through `forward`: the reference path; a cell may override it with a
+        faster one that computes the same function.
+        """
+        outputs = []
+        for t in range(x.shape[1]):
+            y, state = self(x[:, t], state, dt[:, t])
+            outputs.append(y)
+        return torch.stack(outputs, 1), state
+
     def map_inputs(self, x: torch.Tensor) -> torch.Tensor:
         if self.input_mapping != "none":
             x = x * self.input_w
@@ -155,7 +167,7 @@ class LiquidCell(nn.Module):
         return x
 
     def map_outputs(self, h: torch.Tensor) -> torch.Tensor:
-        y = h[:, self.wiring.motor_range[0]:]
+        y = h[..., self.wiring.motor_range[0]:]
         if self.output_mapping != "none":
             y = y * self.output_w
         if self.output_mapping == "affine":

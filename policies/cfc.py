@@ -23,7 +23,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from policies.cell import LiquidCell, NumpyStep, NumpyTrace
+from policies.cell import LiquidCell, NumpyStep, NumpyTrace, State
+from policies.cfc_bptt import BlockLayout, PlasticCfCSequence
 from policies.wiring import Wiring
 
 
@@ -89,6 +90,8 @@ class CfCCell(LiquidCell):
             forward, recurrent = cfc_masks(wiring)
             self.register_buffer("hebb_forward", torch.as_tensor(forward), persistent=False)
             self.register_buffer("hebb_recurrent", torch.as_tensor(recurrent), persistent=False)
+            self._layout = BlockLayout.of(self._ranges, wiring.units)
+            self.register_buffer("trace_index", torch.as_tensor(self._layout.flat_index()), persistent=False)
 
     @staticmethod
     def plastic_mask(wiring: Wiring) -> np.ndarray:
@@ -124,6 +127,29 @@ class CfCCell(LiquidCell):
             pre = h_new.unsqueeze(2) * self.hebb_forward + h.unsqueeze(2) * self.hebb_recurrent
             hebb = pre * h_new.unsqueeze(1)
         return h_new, hebb
+
+    def sequence(self, x: torch.Tensor, dt: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """As LiquidCell.sequence; with plasticity on, through the fused PlasticCfCSequence."""
+        if self.rule is None or not self.plasticity:
+            return super().sequence(x, dt, state)
+        batch, units, rule, index = x.shape[0], self.wiring.units, self.rule, self.trace_index
+        n_in = self.wiring.input_dim
+        w0 = self.layers[0].masked_weight()
+        # the first layer's input part for all steps in one product: (time, 4 n0, batch)
+        gin0 = (self.map_inputs(x) @ w0[:n_in] + self.layers[0].bias).permute(1, 2, 0)
+        later = [t for layer in self.layers[1:] for t in (layer.masked_weight(), layer.bias)]
+
+        def on_blocks(p: torch.Tensor) -> torch.Tensor:
+            return p.reshape(-1)[index].unsqueeze(1)
+
+        h_seq, trace = PlasticCfCSequence.apply(
+            self._layout, rule.h_max, gin0.contiguous(), dt.t().contiguous(), state[0].t(),
+            state[1].reshape(batch, -1)[:, index].t(), rule.modulator.weight, rule.modulator.bias,
+            on_blocks(rule.alpha * rule.mask), on_blocks(rule.eta * rule.mask), on_blocks(torch.sigmoid(rule.decay_logit)),
+            w0[n_in:], *later,
+        )
+        dense = trace.new_zeros(batch, units * units).index_copy(1, index, trace.t()).view(batch, units, units)
+        return self.map_outputs(h_seq.permute(2, 0, 1)), (h_seq[-1].t(), dense)
 
     def numpy_step(self) -> "NumpyCfCStep":
         return NumpyCfCStep(self)

@@ -86,6 +86,19 @@ class LiquidNet(PolicyNet):
         y, state = self.cell(self.normalize(obs), state, dt)
         return torch.tanh(y), state
 
+    def forward(
+        self, obs_seq: torch.Tensor, dt_seq: Union[None, float, torch.Tensor] = None, state: Optional[State] = None
+    ) -> tuple[torch.Tensor, State]:
+        batch, steps = obs_seq.shape[:2]
+        if state is None:
+            state = self.initial_state(batch)
+        dt = torch.as_tensor(1.0 if dt_seq is None else dt_seq, dtype=obs_seq.dtype, device=obs_seq.device)
+        dt = dt.expand(batch, steps) if dt.dim() == 0 else dt
+        if dt.shape != (batch, steps):
+            raise ValueError(f"dt_seq must be a number or have shape ({batch}, {steps}), got {tuple(dt.shape)}")
+        y, state = self.cell.sequence(self.normalize(obs_seq), dt / self.time_unit, state)
+        return torch.tanh(y), state
+
 
 class RecurrentNet(PolicyNet):
     """LSTM or GRU baseline: one recurrent layer and a linear head."""
