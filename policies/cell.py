@@ -150,9 +150,12 @@ class LiquidCell(nn.Module):
     def sequence(self, x: torch.Tensor, dt: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         """x (batch, time, inputs), dt (batch, time) -> (y (batch, time, outputs), final state).
 
-        Step by step through `forward`: the reference path; a cell may override it with a
-        faster one that computes the same function.
+        The training path: a cell overrides it with a faster computation of `stepwise`.
         """
+        return self.stepwise(x, dt, state)
+
+    def stepwise(self, x: torch.Tensor, dt: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """As `sequence`, one `forward` step at a time: the reference the fast paths are tested against."""
         outputs = []
         for t in range(x.shape[1]):
             y, state = self(x[:, t], state, dt[:, t])

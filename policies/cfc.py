@@ -131,7 +131,7 @@ class CfCCell(LiquidCell):
     def sequence(self, x: torch.Tensor, dt: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         """As LiquidCell.sequence; with plasticity on, through the fused PlasticCfCSequence."""
         if self.rule is None or not self.plasticity:
-            return super().sequence(x, dt, state)
+            return self.stepwise(x, dt, state)
         batch, units, rule, index = x.shape[0], self.wiring.units, self.rule, self.trace_index
         n_in = self.wiring.input_dim
         w0 = self.layers[0].masked_weight()

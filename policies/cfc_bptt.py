@@ -116,8 +116,10 @@ class _Buffers:
         layers = range(len(layout.layers))
         self.h = like.new_empty(steps + 1, layout.units, batch)
         self.trace = _POOL.take((steps + 1, layout.size, batch), like)
-        self.pooled = [self.trace] + [_POOL.take((steps, layout.size, batch), like) for _ in range(3)]
-        self.u, self.hebb, self.d = self.pooled[1:]
+        # u, hebb and d of one step: recomputed in the backward pass, which is cheaper than
+        # storing them for every step (reading them back from memory costs more)
+        self.pooled = [self.trace] + [_POOL.take((1, layout.size, batch), like) for _ in range(3)]
+        self.u, self.hebb, self.d = (x.expand(steps, -1, -1) for x in self.pooled[1:])
         self.tmp = _POOL.take((layout.size, batch), like)
         self.m = like.new_empty(steps, modulators, batch)
         self.pre = [self.h[:-1, s:e] if l == 0 else like.new_empty(steps, e - src, batch)
@@ -138,6 +140,16 @@ class _Buffers:
 
     def release(self) -> None:
         _POOL.give(self.tmp, *self.pooled)
+
+
+def _trace_products(layout: BlockLayout, buf: _Buffers, t: int, eta: torch.Tensor, decay: torch.Tensor) -> None:
+    """Step t's hebb = pre x post, d = eta hebb - decay trace and u = trace + m d (the trace before its clamp)."""
+    at, blk, lay = buf.at, buf.blk, buf.layer
+    for l in range(len(layout.layers)):
+        torch.mul(lay["pre"][l][t].unsqueeze(1), lay["post"][l][t].unsqueeze(0), out=blk["hebb"][l][t])
+    torch.mul(eta, at["hebb"][t], out=at["d"][t]).addcmul_(decay, at["trace"][t], value=-1.0)
+    for l in range(len(layout.layers)):
+        torch.addcmul(blk["trace"][l][t], blk["d"][l][t], lay["m"][l][t], out=blk["u"][l][t])
 
 
 class PlasticCfCSequence(torch.autograd.Function):
@@ -176,10 +188,7 @@ class PlasticCfCSequence(torch.autograd.Function):
                 torch.add(gates[:2 * n].view(2, n, batch), plastic, out=f).tanh_()
                 torch.addcmul(gates[3 * n:], gates[2 * n:3 * n], dt_at[t], out=gate).sigmoid_()
                 torch.sub(f[1], f[0], out=post).mul_(gate).add_(f[0])
-                torch.mul(pre.unsqueeze(1), post.unsqueeze(0), out=blk["hebb"][l][t])
-            torch.mul(eta, at["hebb"][t], out=at["d"][t]).addcmul_(decay, at["trace"][t], value=-1.0)
-            for l in range(len(layout.layers)):
-                torch.addcmul(blk["trace"][l][t], blk["d"][l][t], lay["m"][l][t], out=blk["u"][l][t])
+            _trace_products(layout, buf, t, eta, decay)
             torch.clamp(at["u"][t], -h_max, h_max, out=at["trace"][t + 1])
         final = buf.trace[steps].clone()
         if any(ctx.needs_input_grad):
@@ -214,6 +223,7 @@ class PlasticCfCSequence(torch.autograd.Function):
         for t in reversed(range(steps)):
             g_new = g_hseq_at[t] + g_h  # dL/dh_{t+1}
             g_old = torch.zeros_like(g_h)  # dL/dh_t
+            _trace_products(layout, buf, t, eta, decay)
             torch.ops.aten.hardtanh_backward.grad_input(g_tr, at["u"][t], lo, hi, grad_input=g_u)  # the clamp
             g_m = _trace_update_backward(layout, buf, t, g_u_blk)  # buf.d[t] now holds dL/dd
             g_d = at["d"][t]

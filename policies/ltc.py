@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from policies.cell import LiquidCell, NumpyStep, NumpyTrace
+from policies.cell import LiquidCell, NumpyStep, NumpyTrace, State
 from policies.wiring import Wiring
 
 MIN_DT = 1e-6  # dt is clamped to this: the update divides by dt (dt -> 0 leaves v unchanged)
@@ -134,6 +134,65 @@ class LTCCell(LiquidCell):
         hebb_syn = s * torch.tanh(v)[:, post]
         hebb = v.new_zeros(batch, n * n).scatter(1, self.syn_flat.expand(batch, -1), hebb_syn)
         return v, hebb.view(batch, n, n)
+
+    def sequence(self, x: torch.Tensor, dt: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """As LiquidCell.sequence, on the synapse list: the sensory synapses for all steps at once,
+        the parameters prepared once, the traces only on the wiring's synapses (batch, synapses)."""
+        batch, steps = x.shape[:2]
+        n, pre, post = self.wiring.units, self.syn_pre, self.syn_post
+        num_sensory, den_sensory = self._sensory_sums(self.map_inputs(x))  # (batch, time, units)
+        cm_t = F.softplus(self.cm) / (dt.clamp_min(MIN_DT) / self.ode_unfolds).unsqueeze(2)
+        gleak = F.softplus(self.gleak)
+        num_const = num_sensory + gleak * self.vleak
+        den_const = den_sensory + cm_t + (gleak + self.epsilon)
+        w, erev = self.w[pre, post], self.erev[pre, post]
+        sigma = self.sigma[pre, post]
+        neg_sigma_mu = -sigma * self.mu[pre, post]
+        plastic = self.rule is not None and self.plasticity
+        if plastic:  # per-sample conductances multiply s; the scatter matrix carries erev
+            scatter = torch.cat([self.syn_scatter * erev[:, None], self.syn_scatter], 1)  # (synapses, 2 units)
+            rule, index = self.rule, self.syn_flat
+            alpha, eta = (rule.alpha * rule.mask).reshape(-1)[index], (rule.eta * rule.mask).reshape(-1)[index]
+            decay = torch.sigmoid(rule.decay_logit).reshape(-1)[index]
+            trace = state[1].reshape(batch, -1)[:, index]
+        else:  # conductances fixed: folded into the scatter matrix
+            g = F.softplus(w)
+            scatter = torch.cat([self.syn_scatter * (g * erev)[:, None], self.syn_scatter * g[:, None]], 1)
+        # per-step slices made once (slicing in the loop costs a full-size zero fill per slice in backward)
+        num_const, den_const, cm_t = num_const.unbind(1), den_const.unbind(1), cm_t.unbind(1)
+        gather_pre = self.syn_scatter.new_zeros(n, pre.numel())
+        gather_pre[pre, torch.arange(pre.numel(), device=pre.device)] = 1.0  # v @ gather_pre = v[:, pre]
+        gather_post = self.syn_scatter.t()  # v @ gather_post = v[:, post]
+        v, outputs = state[0], []
+        for t in range(steps):
+            if plastic:
+                m = torch.tanh(rule.modulator(v))
+                m = m if m.shape[1] == 1 else m @ gather_post
+                g = F.softplus(w + alpha * trace)
+            for _ in range(self.ode_unfolds):
+                s = torch.sigmoid(torch.addcmul(neg_sigma_mu, v @ gather_pre, sigma))
+                sums = ((g * s) if plastic else s) @ scatter  # [numerator | denominator] per neuron
+                v = (torch.addcmul(num_const[t], cm_t[t], v) + sums[:, :n]) / (den_const[t] + sums[:, n:])
+            if plastic:
+                hebb = s * (torch.tanh(v) @ gather_post)
+                trace = torch.clamp(trace + m * (eta * hebb - decay * trace), -rule.h_max, rule.h_max)
+            outputs.append(v)
+        if self.rule is None:
+            new_state: State = (v,)
+        elif plastic:
+            new_state = (v, trace.new_zeros(batch, n * n).index_copy(1, self.syn_flat, trace).view(batch, n, n))
+        else:
+            new_state = (v, torch.zeros_like(state[1]))
+        return self.map_outputs(torch.stack(outputs, 1)), new_state
+
+    def _sensory_sums(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The sensory synapses' numerator and denominator sums per neuron, x (..., inputs) -> 2 x (..., units)."""
+        s_pre, s_post = self.sensory_mask.nonzero(as_tuple=True)
+        act = F.softplus(self.sensory_w[s_pre, s_post]) * torch.sigmoid(
+            self.sensory_sigma[s_pre, s_post] * (x[..., s_pre] - self.sensory_mu[s_pre, s_post]))
+        scatter = torch.zeros(s_pre.numel(), self.wiring.units, dtype=x.dtype, device=x.device)
+        scatter[torch.arange(s_pre.numel()), s_post] = 1.0
+        return (act * self.sensory_erev[s_pre, s_post]) @ scatter, act @ scatter
 
     def numpy_step(self) -> "NumpyLTCStep":
         return NumpyLTCStep(self)
