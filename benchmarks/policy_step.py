@@ -27,18 +27,20 @@ import torch
 torch.set_num_threads(1)
 
 from policies.cfc import CfCCell  # noqa: E402
+from policies.fastpath import numpy_step  # noqa: E402
 from policies.learned import build_policy  # noqa: E402
 from policies.ltc import LTCCell  # noqa: E402
+from policies.plasticity import RuleSpec  # noqa: E402
 from policies.wiring import from_ncps  # noqa: E402
 
 INPUTS, OUTPUTS = 16, 2
 
 
-def measure(fns: dict[str, Callable[[], object]], calls: int, rounds: int) -> dict[str, float]:
+def measure(fns: dict[str, Callable[[], object]], calls: int, rounds: int, warmup: int = 200) -> dict[str, float]:
     """Seconds per call of each function: min over rounds (interleaved) of the round mean."""
     best = {name: float("inf") for name in fns}
-    for fn in fns.values():  # warm up
-        for _ in range(200):
+    for fn in fns.values():
+        for _ in range(warmup):
             fn()
     for _ in range(rounds):
         for name, fn in fns.items():
@@ -50,7 +52,7 @@ def measure(fns: dict[str, Callable[[], object]], calls: int, rounds: int) -> di
 
 
 def stepper(cell, rng: np.random.Generator) -> Callable[[], object]:
-    fast = cell.numpy_step()
+    fast = numpy_step(cell)
     fast.reset()
     xs = rng.standard_normal((256, INPUTS)).astype(np.float32)
     i = [0]
@@ -109,8 +111,8 @@ def main() -> None:
         ncps_cfc = NcpsCfC(INPUTS, AutoNCP(units, OUTPUTS, seed=22222))
         ncps_ltc = NcpsLTC(INPUTS, AutoNCP(units, OUTPUTS, seed=22222))
         cells = {
-            "plastic CfC": CfCCell(wiring, plastic=True),
-            "plastic LTC": LTCCell(wiring, plastic=True),
+            "plastic CfC": CfCCell(wiring, rule=RuleSpec()),
+            "plastic LTC": LTCCell(wiring, rule=RuleSpec()),
             "CfC": CfCCell(wiring),
             "LTC": LTCCell(wiring),
         }

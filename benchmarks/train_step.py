@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -32,6 +31,7 @@ import yaml
 torch.set_num_threads(1)
 
 from policies.learned import build_policy  # noqa: E402
+from policy_step import measure  # noqa: E402  (benchmarks/ is on the path when run as a script)
 
 ROOT = Path(__file__).resolve().parent.parent
 T = 50
@@ -78,20 +78,6 @@ def ncps(kind: str, units: int, obs: torch.Tensor, target: torch.Tensor) -> Call
     return train_step
 
 
-def measure(fns: dict[str, Callable[[], float]], steps: int, rounds: int) -> dict[str, float]:
-    """Seconds per training step of each function: min over interleaved rounds of the round mean."""
-    best = {name: float("inf") for name in fns}
-    for fn in fns.values():  # warm up
-        fn()
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            t0 = time.perf_counter()
-            for _ in range(steps):
-                fn()
-            best[name] = min(best[name], (time.perf_counter() - t0) / steps)
-    return best
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5)
@@ -112,7 +98,7 @@ def main() -> None:
         pairs = (("liquid", "ncps CfC", "cfc"), ("liquid-ltc", "ncps LTC", "ltc"))
         for name, ref_name, ref_kind in pairs:
             fns = {name: ours(name, obs, target), ref_name: ncps(ref_kind, units, obs, target)}
-            times = measure(fns, args.steps, args.rounds)
+            times = measure(fns, args.steps, args.rounds, warmup=1)
             rate = {k: batch * T / s for k, s in times.items()}
             rows.append((batch, name, rate[name], ref_name, rate[ref_name], rate[name] / rate[ref_name]))
 

@@ -279,7 +279,7 @@ def train(config_path: str, out: Optional[str] = None, resume: bool = False, see
                 "seconds": time.perf_counter() - started,
             }
             with atomic_path(out_dir / "model.safetensors") as tmp:
-                policy.save(tmp)
+                __import__("policies.checkpoint").checkpoint.save_policy(policy, tmp)
             state["rounds"].append(row)
             state["rounds_done"] = r + 1
             state["wall_time_s"] += row["seconds"]

@@ -104,7 +104,7 @@ class _Buffers:
     """Everything one call keeps per step, with the per-step and per-layer views made once.
 
     Stacks over time: h (T+1, units, batch), trace (T+1, size, batch), and the step's
-    u = trace + m d (before the clamp), hebb and d (T, size, batch), taken from the pool;
+    u = trace + m d (before the clamp), coactivity and d (T, size, batch), taken from the pool;
     per layer: presynaptic values (T, pre, batch), f = tanh(ff1 | ff2) (T, 2, n, batch) and
     the time gate (T, n, batch). `at[name][t]` is step t of a stack, `blk[name][l][t]` step t
     of layer l's (pre, post, batch) block (indexing Python lists costs nothing; slicing
@@ -116,18 +116,18 @@ class _Buffers:
         layers = range(len(layout.layers))
         self.h = like.new_empty(steps + 1, layout.units, batch)
         self.trace = _POOL.take((steps + 1, layout.size, batch), like)
-        # u, hebb and d of one step: recomputed in the backward pass, which is cheaper than
+        # u, coactivity and d of one step: recomputed in the backward pass, which is cheaper than
         # storing them for every step (reading them back from memory costs more)
         self.pooled = [self.trace] + [_POOL.take((1, layout.size, batch), like) for _ in range(3)]
-        self.u, self.hebb, self.d = (x.expand(steps, -1, -1) for x in self.pooled[1:])
+        self.u, self.coact, self.d = (x.expand(steps, -1, -1) for x in self.pooled[1:])
         self.tmp = _POOL.take((layout.size, batch), like)
         self.m = like.new_empty(steps, modulators, batch)
         self.pre = [self.h[:-1, s:e] if l == 0 else like.new_empty(steps, e - src, batch)
                     for l, (s, e, src, _) in enumerate(layout.layers)]
-        stacks = {"h": self.h, "trace": self.trace, "u": self.u, "hebb": self.hebb, "d": self.d, "m": self.m}
+        stacks = {"h": self.h, "trace": self.trace, "u": self.u, "coact": self.coact, "d": self.d, "m": self.m}
         self.at = {name: x.unbind(0) for name, x in stacks.items()}
         self.blk = {name: [layout.block(stacks[name], l).unbind(0) for l in layers]
-                    for name in ("trace", "u", "hebb", "d")}
+                    for name in ("trace", "u", "coact", "d")}
         self.tmp_blk = [layout.block(self.tmp, l) for l in layers]
         self.layer = {  # per layer, per step
             "f": [like.new_empty(steps, 2, e - s, batch).unbind(0) for s, e, _, _ in layout.layers],
@@ -143,11 +143,11 @@ class _Buffers:
 
 
 def _trace_products(layout: BlockLayout, buf: _Buffers, t: int, eta: torch.Tensor, decay: torch.Tensor) -> None:
-    """Step t's hebb = pre x post, d = eta hebb - decay trace and u = trace + m d (the trace before its clamp)."""
+    """Step t's coactivity = pre x post, d = eta coactivity - decay trace and u = trace + m d (the trace before its clamp)."""
     at, blk, lay = buf.at, buf.blk, buf.layer
     for l in range(len(layout.layers)):
-        torch.mul(lay["pre"][l][t].unsqueeze(1), lay["post"][l][t].unsqueeze(0), out=blk["hebb"][l][t])
-    torch.mul(eta, at["hebb"][t], out=at["d"][t]).addcmul_(decay, at["trace"][t], value=-1.0)
+        torch.mul(lay["pre"][l][t].unsqueeze(1), lay["post"][l][t].unsqueeze(0), out=blk["coact"][l][t])
+    torch.mul(eta, at["coact"][t], out=at["d"][t]).addcmul_(decay, at["trace"][t], value=-1.0)
     for l in range(len(layout.layers)):
         torch.addcmul(blk["trace"][l][t], blk["d"][l][t], lay["m"][l][t], out=blk["u"][l][t])
 
@@ -227,10 +227,10 @@ class PlasticCfCSequence(torch.autograd.Function):
             torch.ops.aten.hardtanh_backward.grad_input(g_tr, at["u"][t], lo, hi, grad_input=g_u)  # the clamp
             g_m = _trace_update_backward(layout, buf, t, g_u_blk)  # buf.d[t] now holds dL/dd
             g_d = at["d"][t]
-            acc_eta.addcmul_(g_d, at["hebb"][t])
+            acc_eta.addcmul_(g_d, at["coact"][t])
             acc_decay.addcmul_(g_d, at["trace"][t])
             torch.addcmul(g_u, g_d, decay, value=-1.0, out=g_tr)  # dL/dtrace_t; the plastic weights add below
-            g_d.mul_(eta)  # now dL/dhebb
+            g_d.mul_(eta)  # now dL/dcoactivity
             for l in range(n_layers):
                 _outer_backward(layout, l, blk["d"][l][t], buf, t, g_new, g_old)
             for l in reversed(range(n_layers)):
@@ -278,13 +278,13 @@ def _trace_update_backward(layout: BlockLayout, buf: _Buffers, t: int, g_u_blk: 
     return g_m
 
 
-def _outer_backward(layout: BlockLayout, l: int, g_hebb: torch.Tensor, buf: _Buffers, t: int,
+def _outer_backward(layout: BlockLayout, l: int, g_coact: torch.Tensor, buf: _Buffers, t: int,
                     g_new: torch.Tensor, g_old: torch.Tensor) -> None:
-    """hebb = pre x post on layer l's block: adds its gradients into g_new / g_old."""
+    """coactivity = pre x post on layer l's block: adds its gradients into g_new / g_old."""
     s, e = layout.layers[l][:2]
     tmp = buf.tmp_blk[l]
-    g_new[s:e] += torch.mul(g_hebb, buf.layer["pre"][l][t].unsqueeze(1), out=tmp).sum(0)
-    _add_pre_grad(layout, l, torch.mul(g_hebb, buf.layer["post"][l][t].unsqueeze(0), out=tmp).sum(1), g_new, g_old)
+    g_new[s:e] += torch.mul(g_coact, buf.layer["pre"][l][t].unsqueeze(1), out=tmp).sum(0)
+    _add_pre_grad(layout, l, torch.mul(g_coact, buf.layer["post"][l][t].unsqueeze(0), out=tmp).sum(1), g_new, g_old)
 
 
 def _add_pre_grad(layout: BlockLayout, l: int, g_pre: torch.Tensor, g_new: torch.Tensor, g_old: torch.Tensor) -> None:

@@ -11,11 +11,14 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Union
+from typing import Union
 
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
+
+from policies.learned import LearnedPolicy, PolicyConfig, build_network
+from policies.wiring import Wiring
 
 FORMAT = "navctl-policy"
 FORMAT_VERSION = 1
@@ -34,10 +37,8 @@ def _digest(tensors: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
-def save_policy(policy: Any, path: Union[str, Path]) -> Path:
+def save_policy(policy: LearnedPolicy, path: Union[str, Path]) -> Path:
     """Write a LearnedPolicy to `path` (a .safetensors file); returns the path."""
-    from policies.learned import LearnedPolicy
-
     if not isinstance(policy, LearnedPolicy):
         raise TypeError(f"only learned policies have checkpoints, got {type(policy).__name__}")
     path = Path(path)
@@ -57,11 +58,8 @@ def save_policy(policy: Any, path: Union[str, Path]) -> Path:
     return path
 
 
-def load_policy(path: Union[str, Path]) -> Any:
+def load_policy(path: Union[str, Path]) -> LearnedPolicy:
     """Read a checkpoint written by `save_policy` and return a ready LearnedPolicy."""
-    from policies.learned import LearnedPolicy, PolicyConfig, build_network
-    from policies.wiring import Wiring
-
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")

@@ -51,11 +51,11 @@ def run(net, fast: bool, obs, dt, mask, target, state):
     actions = torch.tanh(y)
     loss = (((actions - target) ** 2).sum(-1) * mask).sum() / mask.sum()
     weights = torch.Generator().manual_seed(9)
-    for s in new_state:  # the next chunk's gradient flows back through the final state too
+    for s in new_state.tensors():  # the next chunk's gradient flows back through the final state too
         loss = loss + 0.01 * (s * torch.randn(s.shape, generator=weights, dtype=s.dtype)).sum()
     loss.backward()
     grads = {name: p.grad.clone() for name, p in net.named_parameters() if p.grad is not None}
-    return actions.detach(), tuple(s.detach() for s in new_state), grads
+    return actions.detach(), tuple(s.detach() for s in new_state.tensors()), grads
 
 
 @pytest.mark.parametrize("kind,extra,plasticity", CASES)
