@@ -133,6 +133,7 @@ class LearnedPolicy(Policy):
         self.config = config
         self.name = config.kind
         self._batch = 0
+        self._stored_trace: Optional[torch.Tensor] = None  # lifelong traces read from a checkpoint
         self._state: State = ()
         self._fast: Optional[NumpyStep] = None  # the numpy stepper, when acting at batch 1
         self._stale = True  # the stepper's weight snapshot needs rebuilding
@@ -167,6 +168,26 @@ class LearnedPolicy(Policy):
         return self.config.lifelong
 
     @property
+    def lifelong_trace(self) -> Optional[torch.Tensor]:
+        """The traces a lifelong plastic policy carries into its next episode (batch, units,
+        units), or None (not lifelong, plasticity off, or nothing adapted yet). Saved with
+        the checkpoint, so a restarted robot keeps what it adapted to."""
+        if not (self.config.lifelong and self.plasticity):
+            return None
+        return self.state[1] if self._batch else self._stored_trace
+
+    @lifelong_trace.setter
+    def lifelong_trace(self, trace: torch.Tensor) -> None:
+        """Traces (batch, units, units) that the next `reset` with that batch size starts from."""
+        if not (self.config.lifelong and self.plasticity):
+            raise ValueError(f"policy {self.name!r} is not a lifelong plastic policy")
+        n = self.cell.state_size
+        if trace.dim() != 3 or tuple(trace.shape[1:]) != (n, n):
+            raise ValueError(f"lifelong trace must have shape (batch, {n}, {n}), got {tuple(trace.shape)}")
+        self._stored_trace = trace.detach().clone()
+        self._batch, self._fast = 0, None  # the next act() or reset() starts from it
+
+    @property
     def num_parameters(self) -> int:
         """Trainable parameters that act on the output (masked-out synapses not counted)."""
         if self.cell is not None:
@@ -192,9 +213,10 @@ class LearnedPolicy(Policy):
         """Start an episode: zero neuron states; zero traces unless the policy is lifelong."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
-        keep = None
-        if self.config.lifelong and self.plasticity and self._batch == batch_size:
-            keep = self.state[1]
+        keep = self.lifelong_trace
+        if keep is not None and keep.shape[0] != batch_size:
+            keep = None  # per-sample traces do not carry over to another batch size
+        self._stored_trace = None
         self._batch = batch_size
         if batch_size == 1 and isinstance(self.net, LiquidNet):
             # a fresh snapshot of the weights every episode (~0.3 ms), so that changes made
