@@ -4,8 +4,10 @@ For NCP wirings of 19 and 32 neurons (16 inputs, 2 outputs; the same wiring for 
 for us): the batch-1 latency of one step of our plastic CfC, plastic LTC, non-plastic CfC
 and LTC (numpy fast path, numpy in and out), of our torch path, and of ncps.torch's CfC and
 LTC modules stepping one time step (torch tensors prepared in advance, which favours ncps);
-then throughput at batch 256 (torch, inference mode). Also the full `act()` of the
-shipped-size policies (41 observations, 32 neurons). Target: our plastic CfC step at most
+then throughput at batch 256 (torch, inference mode). Also the full `act()` of the shipped
+policies (their checkpoints: the shipped liquid has one neuromodulator per neuron) and of
+the untrained default liquid, against ncps's CfC step with the same 32 neurons on the same
+41 observations. Targets: our plastic CfC step, and the shipped liquid's act(), at most
 1/10 of the ncps CfC step.
 
 Timings are the minimum over interleaved rounds of the mean per call, so that a busy
@@ -23,6 +25,8 @@ from typing import Callable
 
 import numpy as np
 import torch
+
+import policies
 
 torch.set_num_threads(1)
 
@@ -135,11 +139,10 @@ def main() -> None:
             throughput_rows.append((units, name, seconds * 1e6, batch / seconds))
 
     act_fns = {}
-    act_configs = [(kind, {"kind": kind}) for kind in ("liquid", "liquid-ltc", "cfc", "lstm", "mlp")]
-    # the shipped liquid's rule: one neuromodulator per neuron (configs/liquid.yaml)
-    act_configs.insert(1, ("liquid, modulator per neuron", {"kind": "liquid", "modulator": "neuron", "alpha_init": 0.5}))
-    for label, config in act_configs:
-        policy = build_policy(config)
+    # the shipped checkpoints (the shipped liquid has one neuromodulator per neuron) and the default liquid
+    act_policies = [(f"shipped {name}", policies.load(name)) for name in ("liquid", "liquid-ltc", "cfc", "lstm", "mlp")]
+    act_policies.insert(1, ("untrained default liquid", build_policy({"kind": "liquid"})))
+    for label, policy in act_policies:
         policy.reset(1)
         obs = rng.standard_normal((256, policy.config.obs_dim)).astype(np.float32)
         i = [0]
@@ -149,7 +152,20 @@ def main() -> None:
             return policy.act(obs[i[0]])
 
         act_fns[f"{label} ({policy.num_parameters} parameters)"] = act
+    # the reference: ncps's CfC with the policy's neuron count, on the policy's 41 observations
+    shipped = act_policies[0][1]
+    act_units, act_inputs = shipped.cell.state_size, shipped.config.obs_dim
+    ncps_act = NcpsCfC(act_inputs, AutoNCP(act_units, OUTPUTS, seed=22222))
+    x_act, hx_act = torch.randn(1, 1, act_inputs), torch.zeros(1, act_units)
+
+    def ncps_act_step():
+        with torch.inference_mode():
+            return ncps_act(x_act, hx_act)
+
+    act_ref = f"ncps CfC step ({act_units} neurons, {act_inputs} inputs)"
+    act_fns[act_ref] = ncps_act_step
     act_times = measure(act_fns, args.calls, args.rounds)
+    shipped_ratio = act_times[next(iter(act_fns))] / act_times[act_ref]
 
     if args.markdown:
         print("\n| neurons | step (batch 1) | µs | / ncps same model |\n|---|---|---|---|")
@@ -158,9 +174,9 @@ def main() -> None:
         print("\n| neurons | step (batch 256, torch) | µs per batch | samples/s |\n|---|---|---|---|")
         for units, name, us, rate in throughput_rows:
             print(f"| {units} | {name} | {us:.0f} | {rate:,.0f} |")
-        print("\n| policy.act, batch 1, 41 obs, 32 neurons | µs |\n|---|---|")
+        print(f"\n| policy.act, batch 1, 41 obs, 32 neurons | µs | / {act_ref} |\n|---|---:|---:|")
         for name, seconds in act_times.items():
-            print(f"| {name} | {seconds * 1e6:.1f} |")
+            print(f"| {name} | {seconds * 1e6:.1f} | {seconds / act_times[act_ref]:.3f} |")
     else:
         print(f"\n{'neurons':>7}  {'batch-1 step':<28} {'us':>8}  {'/ ncps':>7}")
         for units, name, us, ratio in latency_rows:
@@ -168,12 +184,13 @@ def main() -> None:
         print(f"\n{'neurons':>7}  {'batch-256 step (torch)':<28} {'us':>8}  {'samples/s':>11}")
         for units, name, us, rate in throughput_rows:
             print(f"{units:>7}  {name:<28} {us:8.0f}  {rate:11,.0f}")
-        print(f"\n{'policy.act (batch 1, 41 obs, 32 neurons)':<44} {'us':>8}")
+        print(f"\n{'policy.act (batch 1, 41 obs, 32 neurons)':<48} {'us':>8}  {'/ ncps':>7}")
         for name, seconds in act_times.items():
-            print(f"{name:<44} {seconds * 1e6:8.1f}")
+            print(f"{name:<48} {seconds * 1e6:8.1f}  {seconds / act_times[act_ref]:7.3f}")
     target = [r for r in latency_rows if r[1] == "ours plastic CfC (numpy)"]
     verdict = ", ".join(f"{u} neurons {ratio:.3f}" for u, _, _, ratio in target)
     print(f"\nplastic CfC / ncps CfC (target <= 0.1): {verdict}")
+    print(f"shipped liquid act() / {act_ref} (target <= 0.10): {shipped_ratio:.3f}")
 
 
 if __name__ == "__main__":
