@@ -231,17 +231,9 @@ class PlasticCfCSequence(torch.autograd.Function):
             acc_decay.addcmul_(g_d, at["trace"][t])
             torch.addcmul(g_u, g_d, decay, value=-1.0, out=g_tr)  # dL/dtrace_t; the plastic weights add below
             g_d.mul_(eta)  # now dL/dcoactivity
-            for l in range(n_layers):
-                _outer_backward(layout, l, blk["d"][l][t], buf, t, g_new, g_old)
             for l in reversed(range(n_layers)):
-                s, e = layout.layers[l][:2]
-                pre, trace = lay["pre"][l][t], blk["trace"][l][t]
-                g_plastic = _gates_backward(g_new[s:e], lay["f"][l][t], lay["gate"][l][t], dt_at[t], g_gates[l][t])
-                g_delta = torch.mul(pre.unsqueeze(1), g_plastic.unsqueeze(0), out=buf.tmp_blk[l])
-                acc_alpha_blk[l].addcmul_(g_delta, trace)
-                g_tr_blk[l].addcmul_(g_delta, alpha_blk[l])
-                g_pre = torch.mul(alpha_blk[l], trace, out=g_delta).mul_(g_plastic.unsqueeze(0)).sum(1)
-                _add_pre_grad(layout, l, g_pre.addmm_(weights[l], g_gates[l][t]), g_new, g_old)
+                _layer_backward(layout, l, t, buf, dt_at[t], alpha_blk[l], weights[l], g_gates[l][t], g_new, g_old,
+                                g_tr_blk[l], acc_alpha_blk[l])
             m = at["m"][t]
             torch.mul(g_m, 1.0 - m * m, out=g_mod_at[t])  # through the modulator's tanh
             g_h = g_old.addmm_(mod_w_t, g_mod_at[t])
@@ -278,13 +270,23 @@ def _trace_update_backward(layout: BlockLayout, buf: _Buffers, t: int, g_u_blk: 
     return g_m
 
 
-def _outer_backward(layout: BlockLayout, l: int, g_coact: torch.Tensor, buf: _Buffers, t: int,
-                    g_new: torch.Tensor, g_old: torch.Tensor) -> None:
-    """coactivity = pre x post on layer l's block: adds its gradients into g_new / g_old."""
+def _layer_backward(layout: BlockLayout, l: int, t: int, buf: _Buffers, dt: torch.Tensor, alpha: torch.Tensor,
+                    weight: torch.Tensor, g_gates: torch.Tensor, g_new: torch.Tensor, g_old: torch.Tensor,
+                    g_trace: torch.Tensor, acc_alpha: torch.Tensor) -> None:
+    """Back through layer l at step t: its coactivity block (dL/dcoactivity is in buf.d), its
+    gates and its plastic input. Fills g_gates (4 n, batch); adds into g_new, g_old, and the
+    layer's blocks of g_trace and acc_alpha."""
     s, e = layout.layers[l][:2]
-    tmp = buf.tmp_blk[l]
-    g_new[s:e] += torch.mul(g_coact, buf.layer["pre"][l][t].unsqueeze(1), out=tmp).sum(0)
-    _add_pre_grad(layout, l, torch.mul(g_coact, buf.layer["post"][l][t].unsqueeze(0), out=tmp).sum(1), g_new, g_old)
+    lay = buf.layer
+    pre, post, trace = lay["pre"][l][t], lay["post"][l][t], buf.blk["trace"][l][t]
+    g_coact, tmp = buf.blk["d"][l][t], buf.tmp_blk[l]
+    g_new[s:e] += torch.mul(g_coact, pre.unsqueeze(1), out=tmp).sum(0)  # coactivity = pre x post
+    g_plastic = _gates_backward(g_new[s:e], lay["f"][l][t], lay["gate"][l][t], dt, g_gates)
+    g_delta = torch.mul(pre.unsqueeze(1), g_plastic.unsqueeze(0), out=tmp)  # plastic = sum_i pre_i alpha_ij trace_ij
+    acc_alpha.addcmul_(g_delta, trace)
+    g_trace.addcmul_(g_delta, alpha)
+    g_pre = torch.mul(alpha, trace, out=tmp).mul_(g_plastic.unsqueeze(0)).addcmul_(g_coact, post.unsqueeze(0)).sum(1)
+    _add_pre_grad(layout, l, g_pre.addmm_(weight, g_gates), g_new, g_old)
 
 
 def _add_pre_grad(layout: BlockLayout, l: int, g_pre: torch.Tensor, g_new: torch.Tensor, g_old: torch.Tensor) -> None:
