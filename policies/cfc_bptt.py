@@ -81,20 +81,26 @@ class _Pool:
 
     Touching freshly allocated memory costs a page fault per 4 KiB, which for the traces of
     a batch of 256 costs more than the arithmetic done on them; so the buffers a call needs
-    (the traces of every step, the scratch rows) are taken from here and given back when the
-    backward pass (or a forward pass that needs none) is done.
+    (the traces and products of every step, scratch rows, gradient accumulators) are taken
+    from here and given back when the backward pass (or a forward pass that needs none) is
+    done. At most `keep` buffers are kept, the most recently given: a training run's
+    changing chunk lengths and batch sizes do not pile up memory.
     """
 
-    def __init__(self) -> None:
-        self._free: dict[tuple, list[torch.Tensor]] = {}
+    def __init__(self, keep: int = 16) -> None:
+        self.keep = keep
+        self._free: list[tuple[tuple, torch.Tensor]] = []
 
     def take(self, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
-        free = self._free.get((shape, like.dtype, like.device), [])
-        return free.pop() if free else like.new_empty(shape)
+        key = (tuple(shape), like.dtype, like.device)
+        for i, (k, t) in enumerate(self._free):
+            if k == key:
+                return self._free.pop(i)[1]
+        return like.new_empty(shape)
 
     def give(self, *tensors: torch.Tensor) -> None:
-        for t in tensors:
-            self._free.setdefault((tuple(t.shape), t.dtype, t.device), []).append(t)
+        self._free.extend(((tuple(t.shape), t.dtype, t.device), t) for t in tensors)
+        del self._free[:-self.keep]
 
 
 _POOL = _Pool()
@@ -116,10 +122,8 @@ class _Buffers:
         layers = range(len(layout.layers))
         self.h = like.new_empty(steps + 1, layout.units, batch)
         self.trace = _POOL.take((steps + 1, layout.size, batch), like)
-        # u, coactivity and d of one step: recomputed in the backward pass, which is cheaper than
-        # storing them for every step (reading them back from memory costs more)
-        self.pooled = [self.trace] + [_POOL.take((1, layout.size, batch), like) for _ in range(3)]
-        self.u, self.coact, self.d = (x.expand(steps, -1, -1) for x in self.pooled[1:])
+        self.pooled = [self.trace] + [_POOL.take((steps, layout.size, batch), like) for _ in range(3)]
+        self.u, self.coact, self.d = self.pooled[1:]
         self.tmp = _POOL.take((layout.size, batch), like)
         self.m = like.new_empty(steps, modulators, batch)
         self.pre = [self.h[:-1, s:e] if l == 0 else like.new_empty(steps, e - src, batch)
@@ -223,7 +227,6 @@ class PlasticCfCSequence(torch.autograd.Function):
         for t in reversed(range(steps)):
             g_new = g_hseq_at[t] + g_h  # dL/dh_{t+1}
             g_old = torch.zeros_like(g_h)  # dL/dh_t
-            _trace_products(layout, buf, t, eta, decay)
             torch.ops.aten.hardtanh_backward.grad_input(g_tr, at["u"][t], lo, hi, grad_input=g_u)  # the clamp
             g_m = _trace_update_backward(layout, buf, t, g_u_blk)  # buf.d[t] now holds dL/dd
             g_d = at["d"][t]
