@@ -93,6 +93,41 @@ def ncps_stepper(module, units: int, batch: int) -> Callable[[], object]:
     return step
 
 
+def act_benchmark(rng: np.random.Generator, calls: int, rounds: int) -> tuple[dict[str, float], str]:
+    """Seconds per act() of the shipped policies (the shipped liquid first) and per step of
+    the ncps CfC of the same size; returns the times and the reference's name."""
+    from ncps.torch import CfC as NcpsCfC
+    from ncps.wirings import AutoNCP
+
+    act_fns = {}
+    # the shipped checkpoints (the shipped liquid has one neuromodulator per neuron) and the default liquid
+    act_policies = [(f"shipped {name}", policies.load(name)) for name in ("liquid", "liquid-ltc", "cfc", "lstm", "mlp")]
+    act_policies.insert(1, ("untrained default liquid", build_policy({"kind": "liquid"})))
+    for label, policy in act_policies:
+        policy.reset(1)
+        obs = rng.standard_normal((256, policy.config.obs_dim)).astype(np.float32)
+        i = [0]
+
+        def act(policy=policy, obs=obs, i=i):
+            i[0] = (i[0] + 1) & 255
+            return policy.act(obs[i[0]])
+
+        act_fns[f"{label} ({policy.num_parameters} parameters)"] = act
+    # the reference: ncps's CfC with the policy's neuron count, on the policy's 41 observations
+    shipped = act_policies[0][1]
+    act_units, act_inputs = shipped.cell.state_size, shipped.config.obs_dim
+    ncps_act = NcpsCfC(act_inputs, AutoNCP(act_units, OUTPUTS, seed=22222))
+    x_act, hx_act = torch.randn(1, 1, act_inputs), torch.zeros(1, act_units)
+
+    def ncps_act_step():
+        with torch.inference_mode():
+            return ncps_act(x_act, hx_act)
+
+    act_ref = f"ncps CfC step ({act_units} neurons, {act_inputs} inputs)"
+    act_fns[act_ref] = ncps_act_step
+    return measure(act_fns, calls, rounds), act_ref
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=7)
@@ -138,34 +173,8 @@ def main() -> None:
         for name, seconds in times.items():
             throughput_rows.append((units, name, seconds * 1e6, batch / seconds))
 
-    act_fns = {}
-    # the shipped checkpoints (the shipped liquid has one neuromodulator per neuron) and the default liquid
-    act_policies = [(f"shipped {name}", policies.load(name)) for name in ("liquid", "liquid-ltc", "cfc", "lstm", "mlp")]
-    act_policies.insert(1, ("untrained default liquid", build_policy({"kind": "liquid"})))
-    for label, policy in act_policies:
-        policy.reset(1)
-        obs = rng.standard_normal((256, policy.config.obs_dim)).astype(np.float32)
-        i = [0]
-
-        def act(policy=policy, obs=obs, i=i):
-            i[0] = (i[0] + 1) & 255
-            return policy.act(obs[i[0]])
-
-        act_fns[f"{label} ({policy.num_parameters} parameters)"] = act
-    # the reference: ncps's CfC with the policy's neuron count, on the policy's 41 observations
-    shipped = act_policies[0][1]
-    act_units, act_inputs = shipped.cell.state_size, shipped.config.obs_dim
-    ncps_act = NcpsCfC(act_inputs, AutoNCP(act_units, OUTPUTS, seed=22222))
-    x_act, hx_act = torch.randn(1, 1, act_inputs), torch.zeros(1, act_units)
-
-    def ncps_act_step():
-        with torch.inference_mode():
-            return ncps_act(x_act, hx_act)
-
-    act_ref = f"ncps CfC step ({act_units} neurons, {act_inputs} inputs)"
-    act_fns[act_ref] = ncps_act_step
-    act_times = measure(act_fns, args.calls, args.rounds)
-    shipped_ratio = act_times[next(iter(act_fns))] / act_times[act_ref]
+    act_times, act_ref = act_benchmark(rng, args.calls, args.rounds)
+    shipped_ratio = next(iter(act_times.values())) / act_times[act_ref]
 
     if args.markdown:
         print("\n| neurons | step (batch 1) | µs | / ncps same model |\n|---|---|---|---|")

@@ -62,6 +62,18 @@ def save_policy(policy: LearnedPolicy, path: Union[str, Path]) -> Path:
     return path
 
 
+def _lifelong_trace_problems(trace: torch.Tensor, config: PolicyConfig) -> list[str]:
+    """What is wrong with a stored lifelong trace for a policy of `config` (nothing: [])."""
+    units = config.units
+    if not (config.lifelong and LIQUID_KINDS.get(config.kind, ("", False))[1]):
+        return [f"{LIFELONG_TRACE} present but the policy is not lifelong and plastic"]
+    if trace.dim() != 3 or tuple(trace.shape[1:]) != (units, units) or trace.dtype != torch.float32:
+        return [f"{LIFELONG_TRACE} has shape {tuple(trace.shape)} ({trace.dtype}), expected (batch, {units}, {units}) float32"]
+    if not torch.isfinite(trace).all():
+        return [f"{LIFELONG_TRACE} holds non-finite values"]
+    return []
+
+
 def load_policy(path: Union[str, Path]) -> LearnedPolicy:
     """Read a checkpoint written by `save_policy` and return a ready LearnedPolicy."""
     path = Path(path)
@@ -103,14 +115,7 @@ def load_policy(path: Union[str, Path]) -> LearnedPolicy:
     problems = []
     trace = tensors.pop(LIFELONG_TRACE, None)
     if trace is not None:
-        units = config.units
-        if not (config.lifelong and LIQUID_KINDS.get(config.kind, ("", False))[1]):
-            problems.append(f"{LIFELONG_TRACE} present but the policy is not lifelong and plastic")
-        elif trace.dim() != 3 or tuple(trace.shape[1:]) != (units, units) or trace.dtype != torch.float32:
-            problems.append(f"{LIFELONG_TRACE} has shape {tuple(trace.shape)} ({trace.dtype}), "
-                            f"expected (batch, {units}, {units}) float32")
-        elif not torch.isfinite(trace).all():
-            problems.append(f"{LIFELONG_TRACE} holds non-finite values")
+        problems += _lifelong_trace_problems(trace, config)
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
     if missing:
