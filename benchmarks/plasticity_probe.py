@@ -61,10 +61,10 @@ class Recorder:
     def act(self, obs, info=None):
         h_before = self.policy.state[0].numpy()[0]
         action = self.policy.act(obs)
-        H = self.policy.state[1].numpy()[0][self.mask]
+        trace = self.policy.state[1].numpy()[0][self.mask]
         m = float(np.mean(np.abs(np.tanh(self.mod_w @ h_before + self.mod_b))))
-        self.rows.append((m, float(np.mean(np.abs(H))), float(np.mean(np.abs(H) >= self.h_max - 1e-6)),
-                          float(np.mean(np.abs(self.alpha[self.mask] * H)))))
+        self.rows.append((m, float(np.mean(np.abs(trace))), float(np.mean(np.abs(trace) >= self.h_max - 1e-6)),
+                          float(np.mean(np.abs(self.alpha[self.mask] * trace)))))
         return action
 
 

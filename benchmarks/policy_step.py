@@ -4,8 +4,10 @@ For NCP wirings of 19 and 32 neurons (16 inputs, 2 outputs; the same wiring for 
 for us): the batch-1 latency of one step of our plastic CfC, plastic LTC, non-plastic CfC
 and LTC (numpy fast path, numpy in and out), of our torch path, and of ncps.torch's CfC and
 LTC modules stepping one time step (torch tensors prepared in advance, which favours ncps);
-then throughput at batch 256 (torch, inference mode). Also the full `act()` of the
-shipped-size policies (41 observations, 32 neurons). Target: our plastic CfC step at most
+then throughput at batch 256 (torch, inference mode). Also the full `act()` of the shipped
+policies (their checkpoints: the shipped liquid has one neuromodulator per neuron) and of
+the untrained default liquid, against ncps's CfC step with the same 32 neurons on the same
+41 observations. Targets: our plastic CfC step, and the shipped liquid's act(), at most
 1/10 of the ncps CfC step.
 
 Timings are the minimum over interleaved rounds of the mean per call, so that a busy
@@ -24,21 +26,25 @@ from typing import Callable
 import numpy as np
 import torch
 
+import policies
+
 torch.set_num_threads(1)
 
 from policies.cfc import CfCCell  # noqa: E402
+from policies.fastpath import numpy_step  # noqa: E402
 from policies.learned import build_policy  # noqa: E402
 from policies.ltc import LTCCell  # noqa: E402
+from policies.plasticity import RuleSpec  # noqa: E402
 from policies.wiring import from_ncps  # noqa: E402
 
 INPUTS, OUTPUTS = 16, 2
 
 
-def measure(fns: dict[str, Callable[[], object]], calls: int, rounds: int) -> dict[str, float]:
+def measure(fns: dict[str, Callable[[], object]], calls: int, rounds: int, warmup: int = 200) -> dict[str, float]:
     """Seconds per call of each function: min over rounds (interleaved) of the round mean."""
     best = {name: float("inf") for name in fns}
-    for fn in fns.values():  # warm up
-        for _ in range(200):
+    for fn in fns.values():
+        for _ in range(warmup):
             fn()
     for _ in range(rounds):
         for name, fn in fns.items():
@@ -50,7 +56,7 @@ def measure(fns: dict[str, Callable[[], object]], calls: int, rounds: int) -> di
 
 
 def stepper(cell, rng: np.random.Generator) -> Callable[[], object]:
-    fast = cell.numpy_step()
+    fast = numpy_step(cell)
     fast.reset()
     xs = rng.standard_normal((256, INPUTS)).astype(np.float32)
     i = [0]
@@ -87,6 +93,41 @@ def ncps_stepper(module, units: int, batch: int) -> Callable[[], object]:
     return step
 
 
+def act_benchmark(rng: np.random.Generator, calls: int, rounds: int) -> tuple[dict[str, float], str]:
+    """Seconds per act() of the shipped policies (the shipped liquid first) and per step of
+    the ncps CfC of the same size; returns the times and the reference's name."""
+    from ncps.torch import CfC as NcpsCfC
+    from ncps.wirings import AutoNCP
+
+    act_fns = {}
+    # the shipped checkpoints (the shipped liquid has one neuromodulator per neuron) and the default liquid
+    act_policies = [(f"shipped {name}", policies.load(name)) for name in ("liquid", "liquid-ltc", "cfc", "lstm", "mlp")]
+    act_policies.insert(1, ("untrained default liquid", build_policy({"kind": "liquid"})))
+    for label, policy in act_policies:
+        policy.reset(1)
+        obs = rng.standard_normal((256, policy.config.obs_dim)).astype(np.float32)
+        i = [0]
+
+        def act(policy=policy, obs=obs, i=i):
+            i[0] = (i[0] + 1) & 255
+            return policy.act(obs[i[0]])
+
+        act_fns[f"{label} ({policy.num_parameters} parameters)"] = act
+    # the reference: ncps's CfC with the policy's neuron count, on the policy's 41 observations
+    shipped = act_policies[0][1]
+    act_units, act_inputs = shipped.cell.state_size, shipped.config.obs_dim
+    ncps_act = NcpsCfC(act_inputs, AutoNCP(act_units, OUTPUTS, seed=22222))
+    x_act, hx_act = torch.randn(1, 1, act_inputs), torch.zeros(1, act_units)
+
+    def ncps_act_step():
+        with torch.inference_mode():
+            return ncps_act(x_act, hx_act)
+
+    act_ref = f"ncps CfC step ({act_units} neurons, {act_inputs} inputs)"
+    act_fns[act_ref] = ncps_act_step
+    return measure(act_fns, calls, rounds), act_ref
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=7)
@@ -109,8 +150,8 @@ def main() -> None:
         ncps_cfc = NcpsCfC(INPUTS, AutoNCP(units, OUTPUTS, seed=22222))
         ncps_ltc = NcpsLTC(INPUTS, AutoNCP(units, OUTPUTS, seed=22222))
         cells = {
-            "plastic CfC": CfCCell(wiring, plastic=True),
-            "plastic LTC": LTCCell(wiring, plastic=True),
+            "plastic CfC": CfCCell(wiring, rule=RuleSpec()),
+            "plastic LTC": LTCCell(wiring, rule=RuleSpec()),
             "CfC": CfCCell(wiring),
             "LTC": LTCCell(wiring),
         }
@@ -132,22 +173,8 @@ def main() -> None:
         for name, seconds in times.items():
             throughput_rows.append((units, name, seconds * 1e6, batch / seconds))
 
-    act_fns = {}
-    act_configs = [(kind, {"kind": kind}) for kind in ("liquid", "liquid-ltc", "cfc", "lstm", "mlp")]
-    # the shipped liquid's rule: one neuromodulator per neuron (configs/liquid.yaml)
-    act_configs.insert(1, ("liquid, modulator per neuron", {"kind": "liquid", "modulator": "neuron", "alpha_init": 0.5}))
-    for label, config in act_configs:
-        policy = build_policy(config)
-        policy.reset(1)
-        obs = rng.standard_normal((256, policy.config.obs_dim)).astype(np.float32)
-        i = [0]
-
-        def act(policy=policy, obs=obs, i=i):
-            i[0] = (i[0] + 1) & 255
-            return policy.act(obs[i[0]])
-
-        act_fns[f"{label} ({policy.num_parameters} parameters)"] = act
-    act_times = measure(act_fns, args.calls, args.rounds)
+    act_times, act_ref = act_benchmark(rng, args.calls, args.rounds)
+    shipped_ratio = next(iter(act_times.values())) / act_times[act_ref]
 
     if args.markdown:
         print("\n| neurons | step (batch 1) | µs | / ncps same model |\n|---|---|---|---|")
@@ -156,9 +183,9 @@ def main() -> None:
         print("\n| neurons | step (batch 256, torch) | µs per batch | samples/s |\n|---|---|---|---|")
         for units, name, us, rate in throughput_rows:
             print(f"| {units} | {name} | {us:.0f} | {rate:,.0f} |")
-        print("\n| policy.act, batch 1, 41 obs, 32 neurons | µs |\n|---|---|")
+        print(f"\n| policy.act, batch 1, 41 obs, 32 neurons | µs | / {act_ref} |\n|---|---:|---:|")
         for name, seconds in act_times.items():
-            print(f"| {name} | {seconds * 1e6:.1f} |")
+            print(f"| {name} | {seconds * 1e6:.1f} | {seconds / act_times[act_ref]:.3f} |")
     else:
         print(f"\n{'neurons':>7}  {'batch-1 step':<28} {'us':>8}  {'/ ncps':>7}")
         for units, name, us, ratio in latency_rows:
@@ -166,12 +193,13 @@ def main() -> None:
         print(f"\n{'neurons':>7}  {'batch-256 step (torch)':<28} {'us':>8}  {'samples/s':>11}")
         for units, name, us, rate in throughput_rows:
             print(f"{units:>7}  {name:<28} {us:8.0f}  {rate:11,.0f}")
-        print(f"\n{'policy.act (batch 1, 41 obs, 32 neurons)':<44} {'us':>8}")
+        print(f"\n{'policy.act (batch 1, 41 obs, 32 neurons)':<48} {'us':>8}  {'/ ncps':>7}")
         for name, seconds in act_times.items():
-            print(f"{name:<44} {seconds * 1e6:8.1f}")
+            print(f"{name:<48} {seconds * 1e6:8.1f}  {seconds / act_times[act_ref]:7.3f}")
     target = [r for r in latency_rows if r[1] == "ours plastic CfC (numpy)"]
     verdict = ", ".join(f"{u} neurons {ratio:.3f}" for u, _, _, ratio in target)
     print(f"\nplastic CfC / ncps CfC (target <= 0.1): {verdict}")
+    print(f"shipped liquid act() / {act_ref} (target <= 0.10): {shipped_ratio:.3f}")
 
 
 if __name__ == "__main__":

@@ -78,8 +78,10 @@ class RunDirectory:
 
     def finish_round(self, row: dict[str, Any], policy) -> None:
         """Saves the policy, then the round's metrics row (progress.json last)."""
+        from policies.checkpoint import save_policy  # torch: imported only when a run saves
+
         with atomic_path(self.path / "model.safetensors") as tmp:
-            policy.save(tmp)
+            save_policy(policy, tmp)
         self.state["rounds"].append(row)
         self.state["rounds_done"] = row["round"] + 1
         self.state["wall_time_s"] += row["seconds"]

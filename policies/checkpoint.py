@@ -1,7 +1,8 @@
 """Policy checkpoints: one safetensors file, no pickle.
 
-The file holds the network's tensors (weights and the observation normalisation) and a
-JSON metadata header: format name and version, policy kind, the full config, the wiring
+The file holds the network's tensors (weights and the observation normalisation), for a
+lifelong plastic policy its current traces (`lifelong_trace`, so that a restarted robot
+keeps what it adapted to), and a JSON metadata header: format name and version, policy kind, the full config, the wiring
 (its adjacency matrices, so the file does not depend on the wiring generator) and a
 SHA-256 of the tensors. Loading validates all of it and raises `CheckpointError` (a
 ValueError) naming the file and what does not match.
@@ -11,14 +12,18 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Union
+from typing import Union
 
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from policies.learned import LIQUID_KINDS, LearnedPolicy, PolicyConfig, build_network
+from policies.wiring import Wiring
+
 FORMAT = "navctl-policy"
 FORMAT_VERSION = 1
+LIFELONG_TRACE = "lifelong_trace"  # tensor key of a lifelong policy's traces
 
 
 class CheckpointError(ValueError):
@@ -34,14 +39,14 @@ def _digest(tensors: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
-def save_policy(policy: Any, path: Union[str, Path]) -> Path:
+def save_policy(policy: LearnedPolicy, path: Union[str, Path]) -> Path:
     """Write a LearnedPolicy to `path` (a .safetensors file); returns the path."""
-    from policies.learned import LearnedPolicy
-
     if not isinstance(policy, LearnedPolicy):
         raise TypeError(f"only learned policies have checkpoints, got {type(policy).__name__}")
     path = Path(path)
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in policy.net.state_dict().items()}
+    if policy.lifelong_trace is not None:
+        tensors[LIFELONG_TRACE] = policy.lifelong_trace.detach().cpu().contiguous().clone()
     cell = policy.cell
     metadata = {
         "format": FORMAT,
@@ -57,11 +62,20 @@ def save_policy(policy: Any, path: Union[str, Path]) -> Path:
     return path
 
 
-def load_policy(path: Union[str, Path]) -> Any:
-    """Read a checkpoint written by `save_policy` and return a ready LearnedPolicy."""
-    from policies.learned import LearnedPolicy, PolicyConfig, build_network
-    from policies.wiring import Wiring
+def _lifelong_trace_problems(trace: torch.Tensor, config: PolicyConfig) -> list[str]:
+    """What is wrong with a stored lifelong trace for a policy of `config` (nothing: [])."""
+    units = config.units
+    if not (config.lifelong and LIQUID_KINDS.get(config.kind, ("", False))[1]):
+        return [f"{LIFELONG_TRACE} present but the policy is not lifelong and plastic"]
+    if trace.dim() != 3 or tuple(trace.shape[1:]) != (units, units) or trace.dtype != torch.float32:
+        return [f"{LIFELONG_TRACE} has shape {tuple(trace.shape)} ({trace.dtype}), expected (batch, {units}, {units}) float32"]
+    if not torch.isfinite(trace).all():
+        return [f"{LIFELONG_TRACE} holds non-finite values"]
+    return []
 
+
+def load_policy(path: Union[str, Path]) -> LearnedPolicy:
+    """Read a checkpoint written by `save_policy` and return a ready LearnedPolicy."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
@@ -99,6 +113,9 @@ def load_policy(path: Union[str, Path]) -> Any:
         raise fail(f"config and wiring do not fit together: {e}") from e
     expected = net.state_dict()
     problems = []
+    trace = tensors.pop(LIFELONG_TRACE, None)
+    if trace is not None:
+        problems += _lifelong_trace_problems(trace, config)
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
     if missing:
@@ -116,4 +133,7 @@ def load_policy(path: Union[str, Path]) -> Any:
     if problems:
         raise fail("does not match its config (kind " + repr(config.kind) + "): " + "; ".join(problems))
     net.load_state_dict(tensors, strict=True)
-    return LearnedPolicy(net, config)
+    policy = LearnedPolicy(net, config)
+    if trace is not None:
+        policy.lifelong_trace = trace
+    return policy

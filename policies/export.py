@@ -3,7 +3,7 @@
 The exported graph is one `step`, with every state tensor as an explicit input and output:
 
     inputs:  obs (batch, obs_dim) float32, dt (batch,) float32 seconds, then the state
-             (liquid: h (batch, units) [, hebb (batch, units, units)]; lstm: h, c; gru: h; mlp: none)
+             (liquid: h (batch, units) [, trace (batch, units, units)]; lstm: h, c; gru: h; mlp: none)
     outputs: action (batch, act_dim) in [-1, 1], then the new state, named <state>_out
 
 The caller feeds each step's state outputs back as the next step's inputs (zeros at the
@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any, Union
+from typing import Union
 
 import torch
 from torch import nn
+
+from policies.learned import LearnedPolicy
 
 
 class StepModule(nn.Module):
@@ -32,19 +34,19 @@ class StepModule(nn.Module):
         return (action, *new_state)
 
 
-def io_names(policy: Any) -> tuple[list[str], list[str]]:
+def io_names(policy: LearnedPolicy) -> tuple[list[str], list[str]]:
     """(input names, output names) of the exported step."""
     state = list(policy.net.state_names())
     return ["obs", "dt", *state], ["action", *[f"{name}_out" for name in state]]
 
 
-def _example(policy: Any, batch: int = 2) -> tuple[torch.Tensor, ...]:
+def _example(policy: LearnedPolicy, batch: int = 2) -> tuple[torch.Tensor, ...]:
     obs = torch.zeros(batch, policy.config.obs_dim)
     dt = torch.full((batch,), float(policy.config.dt))
     return (obs, dt, *policy.net.initial_state(batch))
 
 
-def export_onnx(policy: Any, path: Union[str, Path], opset: int = 17) -> Path:
+def export_onnx(policy: LearnedPolicy, path: Union[str, Path], opset: int = 17) -> Path:
     """Write the step of `policy` (a LearnedPolicy) as an ONNX model."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -62,7 +64,7 @@ def export_onnx(policy: Any, path: Union[str, Path], opset: int = 17) -> Path:
     return path
 
 
-def export_torchscript(policy: Any, path: Union[str, Path]) -> Path:
+def export_torchscript(policy: LearnedPolicy, path: Union[str, Path]) -> Path:
     """Write the step of `policy` as a traced TorchScript module (torch.jit.load to run)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ Kinds (same observation and action interface, sizes chosen for similar parameter
     lstm, gru   one recurrent layer + linear head     (baselines)
     mlp         memoryless perceptron                 (baseline)
 
-At batch 1 a liquid policy acts through the cell's numpy fast path (see NumpyStep), which
+At batch 1 a liquid policy acts through the cell's numpy fast path (policies/fastpath.py), which
 takes a snapshot of the weights at every `reset()` (and after `train_forward`); other batch
 sizes, and per-sample dt, run the torch network under inference mode. Both give the same
 actions (tested to 1e-5).
@@ -18,18 +18,17 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 import torch
 
 from policies.base import ACT_DIM, OBS_DIM, Policy
-from policies.cell import NumpyStep, State
 from policies.cfc import CfCCell
+from policies.fastpath import NumpyStep, _clip, numpy_step
 from policies.ltc import LTCCell
-from policies.networks import LiquidNet, MLPNet, PolicyNet, RecurrentNet
-from policies.plasticity import _clip
+from policies.networks import LiquidNet, MLPNet, PolicyNet, RecurrentNet, State
+from policies.plasticity import RuleSpec
 from policies.wiring import Wiring, build_wiring
 
 # kind -> (cell, plastic) for the liquid kinds
@@ -105,8 +104,8 @@ def build_network(config: PolicyConfig, wiring: Optional[Wiring] = None) -> Poli
                     f"wiring has {wiring.input_dim} inputs and {wiring.output_dim} outputs, "
                     f"config wants {config.obs_dim} and {config.act_dim}"
                 )
-            common = dict(plastic=plastic, output_mapping="affine", modulator=config.modulator, h_max=config.h_max,
-                          alpha_init=config.alpha_init)
+            rule = RuleSpec(config.modulator, config.h_max, config.alpha_init) if plastic else None
+            common = dict(rule=rule, output_mapping="affine")
             if cell_kind == "cfc":
                 cell = CfCCell(wiring, **common)
             else:
@@ -129,23 +128,12 @@ def build_policy(config: Union[PolicyConfig, dict[str, Any], None] = None, wirin
 class LearnedPolicy(Policy):
     """A torch network driven as a Policy: `reset(batch)`, then `act(obs)` each control step."""
 
-    @classmethod
-    def from_config(cls, config: Union[PolicyConfig, dict[str, Any]]) -> "LearnedPolicy":
-        """An untrained policy (same as build_policy)."""
-        return build_policy(config)
-
-    @classmethod
-    def load(cls, path: Union[str, Path]) -> "LearnedPolicy":
-        """A policy from a checkpoint file (see policies.checkpoint)."""
-        from policies.checkpoint import load_policy
-
-        return load_policy(path)
-
     def __init__(self, net: PolicyNet, config: PolicyConfig):
         self.net = net
         self.config = config
         self.name = config.kind
         self._batch = 0
+        self._stored_trace: Optional[torch.Tensor] = None  # lifelong traces read from a checkpoint
         self._state: State = ()
         self._fast: Optional[NumpyStep] = None  # the numpy stepper, when acting at batch 1
         self._stale = True  # the stepper's weight snapshot needs rebuilding
@@ -180,6 +168,26 @@ class LearnedPolicy(Policy):
         return self.config.lifelong
 
     @property
+    def lifelong_trace(self) -> Optional[torch.Tensor]:
+        """The traces a lifelong plastic policy carries into its next episode (batch, units,
+        units), or None (not lifelong, plasticity off, or nothing adapted yet). Saved with
+        the checkpoint, so a restarted robot keeps what it adapted to."""
+        if not (self.config.lifelong and self.plasticity):
+            return None
+        return self.state[1] if self._batch else self._stored_trace
+
+    @lifelong_trace.setter
+    def lifelong_trace(self, trace: torch.Tensor) -> None:
+        """Traces (batch, units, units) that the next `reset` with that batch size starts from."""
+        if not (self.config.lifelong and self.plasticity):
+            raise ValueError(f"policy {self.name!r} is not a lifelong plastic policy")
+        n = self.cell.state_size
+        if trace.dim() != 3 or tuple(trace.shape[1:]) != (n, n):
+            raise ValueError(f"lifelong trace must have shape (batch, {n}, {n}), got {tuple(trace.shape)}")
+        self._stored_trace = trace.detach().clone()
+        self._batch, self._fast = 0, None  # the next act() or reset() starts from it
+
+    @property
     def num_parameters(self) -> int:
         """Trainable parameters that act on the output (masked-out synapses not counted)."""
         if self.cell is not None:
@@ -188,7 +196,8 @@ class LearnedPolicy(Policy):
 
     @property
     def state(self) -> State:
-        """The recurrent state as torch tensors (batch first): ("h",) / ("h", "hebb") / ("h", "c") / ()."""
+        """The recurrent state as torch tensors (batch first), named by `net.state_names()`:
+        ("h",) / ("h", "trace") / ("h", "c") / ()."""
         if self._fast is not None:
             return tuple(torch.from_numpy(a) for a in self._fast.state())
         return tuple(t.clone() for t in self._state)
@@ -204,14 +213,15 @@ class LearnedPolicy(Policy):
         """Start an episode: zero neuron states; zero traces unless the policy is lifelong."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
-        keep = None
-        if self.config.lifelong and self.plasticity and self._batch == batch_size:
-            keep = self.state[1]
+        keep = self.lifelong_trace
+        if keep is not None and keep.shape[0] != batch_size:
+            keep = None  # per-sample traces do not carry over to another batch size
+        self._stored_trace = None
         self._batch = batch_size
         if batch_size == 1 and isinstance(self.net, LiquidNet):
             # a fresh snapshot of the weights every episode (~0.3 ms), so that changes made
             # to the network between episodes are always seen
-            self._fast = self.cell.numpy_step()
+            self._fast = numpy_step(self.cell)
             self._fast_norm = _numpy_normalizer(self.net)
             self._stale = False
         else:
@@ -226,7 +236,7 @@ class LearnedPolicy(Policy):
         """Take a new snapshot of the weights for the numpy path, keeping the state."""
         if self._fast is not None:
             state = self.state
-            self._fast = self.cell.numpy_step()
+            self._fast = numpy_step(self.cell)
             self._fast.set_state(tuple(t.numpy() for t in state))
             self._fast_norm = _numpy_normalizer(self.net)
         self._stale = False
@@ -286,11 +296,6 @@ class LearnedPolicy(Policy):
         self._stale = True
         dt = self.config.dt if dt_seq is None else dt_seq
         return self.net(obs_seq, dt, state)
-
-    def save(self, path: Union[str, Path]) -> Path:
-        from policies.checkpoint import save_policy
-
-        return save_policy(self, path)
 
     def __repr__(self) -> str:
         return f"LearnedPolicy({self.name}, {self.num_parameters} parameters)"

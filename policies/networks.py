@@ -4,7 +4,7 @@ Every network normalises the observation with `obs_mean` / `obs_std` buffers (sa
 the weights; training sets them from data), clips it to +/- `obs_clip` standard
 deviations, and squashes its output with tanh. They share one interface:
 
-    state = net.initial_state(batch)                      # tuple of tensors, maybe empty
+    state = net.initial_state(batch)                      # flat tuple of tensors, maybe empty
     action, state = net.step(obs, dt, state)              # obs (batch, obs_dim), dt (batch,) s
     actions, state = net(obs_seq, dt_seq, state)          # (batch, time, obs_dim), (batch, time)
 
@@ -18,11 +18,13 @@ from typing import Optional, Sequence, Union
 import torch
 from torch import nn
 
-from policies.cell import LiquidCell, State, batch_dt
+from policies.cell import CellState, LiquidCell, batch_dt
+
+State = tuple[torch.Tensor, ...]  # a network's recurrent state, flat (names: `state_names()`)
 
 
 class PolicyNet(nn.Module):
-    """Base: observation normalisation and the sequence loop."""
+    """Base: observation normalisation and the interface."""
 
     def __init__(self, obs_dim: int, act_dim: int, obs_clip: Optional[float]):
         super().__init__()
@@ -51,15 +53,7 @@ class PolicyNet(nn.Module):
         self, obs_seq: torch.Tensor, dt_seq: Union[None, float, torch.Tensor] = None, state: Optional[State] = None
     ) -> tuple[torch.Tensor, State]:
         """obs_seq (batch, time, obs_dim), dt_seq seconds: number or (batch, time) -> (actions, state)."""
-        batch, steps = obs_seq.shape[:2]
-        if state is None:
-            state = self.initial_state(batch)
-        dt = torch.as_tensor(1.0 if dt_seq is None else dt_seq, dtype=obs_seq.dtype, device=obs_seq.device)
-        actions = []
-        for t in range(steps):
-            action, state = self.step(obs_seq[:, t], dt[:, t] if dt.dim() == 2 else dt, state)
-            actions.append(action)
-        return torch.stack(actions, 1), state
+        raise NotImplementedError
 
     def _like(self) -> torch.Tensor:
         return self.obs_mean
@@ -76,15 +70,28 @@ class LiquidNet(PolicyNet):
         self.time_unit = float(time_unit)
 
     def initial_state(self, batch_size: int = 1) -> State:
-        return self.cell.initial_state(batch_size, self._like())
+        return self.cell.initial_state(batch_size, self._like()).tensors()
 
     def state_names(self) -> tuple[str, ...]:
         return self.cell.state_names()
 
     def step(self, obs: torch.Tensor, dt: Union[float, torch.Tensor], state: State) -> tuple[torch.Tensor, State]:
         dt = batch_dt(dt, obs.shape[0], obs) / self.time_unit
-        y, state = self.cell(self.normalize(obs), state, dt)
-        return torch.tanh(y), state
+        y, new = self.cell(self.normalize(obs), CellState(*state), dt)
+        return torch.tanh(y), new.tensors()
+
+    def forward(
+        self, obs_seq: torch.Tensor, dt_seq: Union[None, float, torch.Tensor] = None, state: Optional[State] = None
+    ) -> tuple[torch.Tensor, State]:
+        batch, steps = obs_seq.shape[:2]
+        if state is None:
+            state = self.initial_state(batch)
+        dt = torch.as_tensor(1.0 if dt_seq is None else dt_seq, dtype=obs_seq.dtype, device=obs_seq.device)
+        dt = dt.expand(batch, steps) if dt.dim() == 0 else dt
+        if dt.shape != (batch, steps):
+            raise ValueError(f"dt_seq must be a number or have shape ({batch}, {steps}), got {tuple(dt.shape)}")
+        y, new = self.cell.sequence(self.normalize(obs_seq), dt / self.time_unit, CellState(*state))
+        return torch.tanh(y), new.tensors()
 
 
 class RecurrentNet(PolicyNet):

@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from policies.cell import CellState
 from policies.cfc import CfCCell
+from policies.fastpath import numpy_step
 from policies.ltc import LTCCell
-from policies.sequence import LiquidSequence
+from policies.plasticity import RuleSpec
 from policies.wiring import auto_ncp, from_ncps, fully_connected
 
 ncps_torch = pytest.importorskip("ncps.torch")
@@ -17,9 +19,9 @@ ncps_wirings = pytest.importorskip("ncps.wirings")
 CELLS = {"cfc": CfCCell, "ltc": LTCCell}
 
 
-def make_cell(kind: str, plastic: bool = True, seed: int = 0, **kw):
+def make_cell(kind: str, plastic: bool = True, seed: int = 0, modulator: str = "sample", **kw):
     torch.manual_seed(seed)
-    cell = CELLS[kind](auto_ncp(16, 19, 2, seed=seed), plastic=plastic, **kw)
+    cell = CELLS[kind](auto_ncp(16, 19, 2, seed=seed), rule=RuleSpec(modulator) if plastic else None, **kw)
     if plastic:  # stronger plasticity than the initialisation so the traces matter in a short test
         with torch.no_grad():
             cell.rule.alpha.mul_(5.0)
@@ -64,7 +66,7 @@ def test_cfc_matches_ncps_wired(units):
     x, h = torch.randn(8, 16), torch.randn(8, units) * 0.5
     for dt in (1.0, 0.05, 2.7):  # ncps takes one dt for the batch
         y_ref, h_ref = ref(x, h, dt)
-        y, (h_new,) = cell(x, (h,), dt)
+        y, (h_new, _) = cell(x, (h,), dt)
         torch.testing.assert_close(h_new, h_ref, atol=1e-5, rtol=0)
         torch.testing.assert_close(y, y_ref, atol=1e-5, rtol=0)
 
@@ -81,7 +83,7 @@ def test_cfc_matches_ncps_fully_connected():
         cell.layers[0].bias.copy_(torch.cat([p.bias for p in parts]))
     x, h = torch.randn(5, 16), torch.randn(5, n) * 0.5
     h_ref, _ = ref(x, h, 0.7)
-    y, (h_new,) = cell(x, (h,), 0.7)
+    y, (h_new, _) = cell(x, (h,), 0.7)
     torch.testing.assert_close(h_new, h_ref, atol=1e-5, rtol=0)
     torch.testing.assert_close(y, h_ref, atol=1e-5, rtol=0)
 
@@ -98,7 +100,7 @@ def test_ltc_matches_ncps(units):
     x, v = torch.randn(8, 16), torch.randn(8, units) * 0.5
     for dt in (1.0, 0.05, 2.7):
         y_ref, v_ref = ref(x, v[:, inverse], dt)
-        y, (v_new,) = cell(x, (v,), dt)
+        y, (v_new, _) = cell(x, (v,), dt)
         torch.testing.assert_close(v_new, v_ref[:, torch.as_tensor(order)], atol=1e-5, rtol=0)
         torch.testing.assert_close(y, y_ref, atol=1e-5, rtol=0)
 
@@ -124,30 +126,30 @@ def test_batched_variable_dt_equals_per_sample_runs(kind):
 
 
 @pytest.mark.parametrize("kind", CELLS)
-def test_sequence_equals_looped_steps(kind):
+def test_sequence_state_carries_across_chunks(kind):
+    """The training path with explicit state in and out: two halves equal the whole, which
+    equals the step loop (tests/test_training_path.py compares the gradients)."""
     cell = make_cell(kind)
-    seq = LiquidSequence(cell)
     x = torch.randn(3, 12, 16)
     dt = torch.rand(3, 12) + 0.1
-    y_seq, state_seq = seq(x, None, dt)
-    state = cell.initial_state(3)
-    for t in range(12):
-        y, state = cell(x[:, t], state, dt[:, t])
-        torch.testing.assert_close(y_seq[:, t], y, atol=1e-6, rtol=0)
-    for a, b in zip(state_seq, state):
-        torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
-    # explicit state in and out: two halves equal the whole
-    y1, s1 = seq(x[:, :5], None, dt[:, :5])
-    y2, s2 = seq(x[:, 5:], s1, dt[:, 5:])
+    with torch.no_grad():
+        y_seq, state_seq = cell.sequence(x, dt, cell.initial_state(3))
+        y1, s1 = cell.sequence(x[:, :5], dt[:, :5], cell.initial_state(3))
+        y2, s2 = cell.sequence(x[:, 5:], dt[:, 5:], s1)
+        y_ref, state_ref = cell.stepwise(x, dt, cell.initial_state(3))
+    assert isinstance(state_seq, CellState) and state_seq.trace.abs().max() > 0
     torch.testing.assert_close(torch.cat([y1, y2], 1), y_seq, atol=1e-6, rtol=0)
+    torch.testing.assert_close(y_seq, y_ref, atol=1e-5, rtol=0)
+    for a, b, c in zip(state_seq, s2, state_ref):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
+        torch.testing.assert_close(a, c, atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize("kind", CELLS)
 @pytest.mark.parametrize("modulator", ["sample", "neuron"])
 def test_gradients_reach_the_rule_through_the_traces(kind, modulator):
     cell = make_cell(kind, modulator=modulator)
-    seq = LiquidSequence(cell)
-    y, _ = seq(torch.randn(4, 8, 16), None, 1.0)
+    y, _ = cell.sequence(torch.randn(4, 8, 16), torch.ones(4, 8), cell.initial_state(4))
     y.pow(2).sum().backward()
     rule = cell.rule
     for name, p in [("alpha", rule.alpha), ("eta", rule.eta), ("decay_logit", rule.decay_logit),
@@ -173,7 +175,7 @@ def test_plasticity_off_freezes_traces_and_equals_alpha_zero(kind):
             y_ref, ref_state = reference(x[t], ref_state, 0.8)
             assert torch.count_nonzero(state[1]) == 0
             torch.testing.assert_close(y, y_ref, atol=1e-6, rtol=0)
-    assert torch.count_nonzero(ref_state[1]) > 0  # alpha = 0 still lets H move; only the output is equal
+    assert torch.count_nonzero(ref_state[1]) > 0  # alpha = 0 still lets the traces move; only the output is equal
     with pytest.raises(ValueError):
         make_cell(kind, plastic=False).plasticity = True
 
@@ -185,7 +187,7 @@ def test_numpy_fast_path_equals_torch(kind, plastic, modulator):
     with torch.no_grad():
         cell.output_w.normal_()
         cell.output_b.normal_()
-    fast = cell.numpy_step()
+    fast = numpy_step(cell)
     fast.reset()
     state = cell.initial_state(1)
     x = torch.randn(120, 1, 16) * 2
@@ -197,7 +199,7 @@ def test_numpy_fast_path_equals_torch(kind, plastic, modulator):
     for got, want in zip(fast.state(), state):
         np.testing.assert_allclose(got, want.numpy(), atol=1e-5, rtol=0)
     # state can be moved between the two paths
-    fast.set_state(tuple(s.numpy() for s in state))
+    fast.set_state(tuple(s.numpy() for s in state.tensors()))
     with torch.no_grad():
         y, _ = cell(x[0], state, 1.0)
     np.testing.assert_allclose(fast.step(x[0, 0].numpy(), 1.0), y[0].numpy(), atol=1e-5, rtol=0)
@@ -205,7 +207,7 @@ def test_numpy_fast_path_equals_torch(kind, plastic, modulator):
 
 def test_masks_are_buffers_and_a_wiring_is_shared():
     wiring = auto_ncp(16, 19, 2)
-    a, b = CfCCell(wiring, plastic=True), LTCCell(wiring, plastic=True)
+    a, b = CfCCell(wiring, rule=RuleSpec()), LTCCell(wiring, rule=RuleSpec())
     for cell in (a, b):
         names = {n for n, _ in cell.named_parameters()}
         assert not any("mask" in n for n in names)

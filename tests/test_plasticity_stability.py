@@ -10,6 +10,7 @@ import torch
 from policies.cfc import CfCCell
 from policies.learned import build_policy
 from policies.ltc import LTCCell
+from policies.plasticity import RuleSpec
 from policies.wiring import auto_ncp
 
 torch.set_num_threads(1)  # small tensors: a second thread only adds contention on a shared machine
@@ -42,7 +43,7 @@ def inputs(step: int, batch: int, dim: int, gen: torch.Generator) -> torch.Tenso
 @pytest.mark.parametrize("worst", [False, True])
 def test_traces_bounded_and_finite_batched(cell_class, worst):
     torch.manual_seed(0)
-    cell = cell_class(auto_ncp(16, 19, 2), plastic=True, h_max=H_MAX)
+    cell = cell_class(auto_ncp(16, 19, 2), rule=RuleSpec(h_max=H_MAX))
     if worst:
         adversarial(cell.rule)
     gen = torch.Generator().manual_seed(1)

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import policies
+from policies.checkpoint import save_policy
 from policies.learned import KINDS, LIQUID_KINDS, PolicyConfig, build_policy, parameter_table
 
 torch.set_num_threads(1)
@@ -175,7 +176,7 @@ def test_load_by_name_and_config_errors(tmp_path):
                 policies.load(name)
     with pytest.raises(ValueError, match="unknown policy"):
         policies.load("no-such-policy")
-    path = policies.build({"kind": "gru"}).save(tmp_path / "gru.safetensors")
+    path = save_policy(policies.build({"kind": "gru"}), tmp_path / "gru.safetensors")
     assert policies.load(path).name == "gru" and policies.load(str(path)).name == "gru"
     with pytest.raises(ValueError, match="unknown policy config keys"):
         policies.build({"kind": "liquid", "neurons": 3})

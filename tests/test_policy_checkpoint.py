@@ -8,10 +8,11 @@ import struct
 import numpy as np
 import pytest
 import torch
+from safetensors import safe_open
 from safetensors.torch import save_file
 
 import policies
-from policies.checkpoint import CheckpointError, load_policy
+from policies.checkpoint import CheckpointError, _digest, load_policy, save_policy
 from policies.learned import KINDS
 
 torch.set_num_threads(1)
@@ -28,7 +29,7 @@ def trained_looking(kind: str, **config):
 @pytest.mark.parametrize("kind", KINDS)
 def test_round_trip_gives_the_same_actions(kind, tmp_path):
     policy = trained_looking(kind, lifelong=True, obs_clip=5.0)
-    path = policy.save(tmp_path / f"{kind}.safetensors")
+    path = save_policy(policy, tmp_path / f"{kind}.safetensors")
     loaded = policies.load(path)
     assert loaded.config == policy.config and loaded.num_parameters == policy.num_parameters
     if policy.cell is not None:
@@ -41,7 +42,7 @@ def test_round_trip_gives_the_same_actions(kind, tmp_path):
 
 
 def test_file_holds_no_pickle_and_names_its_format(tmp_path):
-    path = trained_looking("liquid").save(tmp_path / "p.safetensors")
+    path = save_policy(trained_looking("liquid"), tmp_path / "p.safetensors")
     raw = path.read_bytes()
     (header_len,) = struct.unpack("<Q", raw[:8])
     meta = json.loads(raw[8:8 + header_len])["__metadata__"]
@@ -62,7 +63,7 @@ def expect_error(path, *fragments):
 
 
 def test_truncated_and_garbage_files(tmp_path):
-    good = trained_looking("liquid").save(tmp_path / "good.safetensors").read_bytes()
+    good = save_policy(trained_looking("liquid"), tmp_path / "good.safetensors").read_bytes()
     for cut in (len(good) - 100, len(good) // 2, 20, 0):
         path = tmp_path / f"cut{cut}.safetensors"
         path.write_bytes(good[:cut])
@@ -74,7 +75,7 @@ def test_truncated_and_garbage_files(tmp_path):
 
 
 def test_corrupted_tensor_bytes(tmp_path):
-    path = trained_looking("liquid").save(tmp_path / "p.safetensors")
+    path = save_policy(trained_looking("liquid"), tmp_path / "p.safetensors")
     raw = bytearray(path.read_bytes())
     raw[-7] ^= 0x40  # flip a bit in the last tensor's data
     path.write_bytes(bytes(raw))
@@ -88,7 +89,7 @@ def test_foreign_and_mismatched_files(tmp_path):
 
     policy = trained_looking("liquid")
     tensors = {k: v.contiguous() for k, v in policy.net.state_dict().items()}
-    path = policy.save(tmp_path / "p.safetensors")
+    path = save_policy(policy, tmp_path / "p.safetensors")
     raw = path.read_bytes()
     (n,) = struct.unpack("<Q", raw[:8])
     meta = json.loads(raw[8:8 + n])["__metadata__"]
@@ -105,7 +106,6 @@ def test_foreign_and_mismatched_files(tmp_path):
     # a config the tensors do not fit: the hash is fine, the shapes are not
     other = policies.build({"kind": "lstm"})
     lstm_tensors = {k: v.contiguous() for k, v in other.net.state_dict().items()}
-    from policies.checkpoint import _digest
 
     bad = rewrite("shapes.safetensors", tensors=lstm_tensors, sha256=_digest(lstm_tensors))
     message = expect_error(bad, "does not match its config")
@@ -115,3 +115,39 @@ def test_foreign_and_mismatched_files(tmp_path):
     assert "shape" in message
     nan = {**tensors, "cell.output_w": torch.full_like(tensors["cell.output_w"], float("nan"))}
     expect_error(rewrite("nan.safetensors", tensors=nan, sha256=_digest(nan)), "non-finite")
+
+
+@pytest.mark.parametrize("kind", ["liquid", "liquid-ltc"])
+def test_lifelong_traces_are_saved_and_loaded_bit_identically(kind, tmp_path):
+    policy = policies.build({"kind": kind, "lifelong": True, "modulator": "neuron"})
+    obs = np.random.default_rng(0).standard_normal((60, 41)).astype(np.float32) * 2
+    policy.reset(1)
+    for t in range(40):  # an episode: the traces adapt
+        policy.act(obs[t])
+    trace = policy.lifelong_trace
+    assert trace is not None and trace.abs().max() > 0
+    loaded = load_policy(save_policy(policy, tmp_path / "p.safetensors"))
+    assert torch.equal(loaded.lifelong_trace, trace)
+    policy.reset(1)
+    loaded.reset(1)  # the restarted policy starts its next episode from the saved traces
+    assert torch.equal(loaded.state[1], policy.state[1]) and torch.equal(loaded.state[1], trace)
+    for t in range(40, 60):
+        assert np.array_equal(loaded.act(obs[t]), policy.act(obs[t]))
+    assert torch.equal(loaded.state[1], policy.state[1])
+    # a policy that is not lifelong saves no traces
+    policy = policies.build({"kind": kind})
+    policy.reset(1)
+    policy.act(obs[0])
+    assert load_policy(save_policy(policy, tmp_path / "q.safetensors")).lifelong_trace is None
+
+
+def test_lifelong_trace_of_the_wrong_shape_is_rejected(tmp_path):
+    policy = policies.build({"kind": "liquid", "lifelong": True})
+    path = save_policy(policy, tmp_path / "p.safetensors")
+    with safe_open(str(path), framework="pt") as f:
+        metadata, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    tensors["lifelong_trace"] = torch.zeros(1, 5, 5)
+    metadata["sha256"] = _digest(tensors)
+    save_file(tensors, str(path), metadata=metadata)
+    with pytest.raises(CheckpointError, match="lifelong_trace has shape"):
+        load_policy(path)

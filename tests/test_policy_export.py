@@ -65,7 +65,7 @@ def test_onnx_batch_axis_is_dynamic(tmp_path):
     dt = np.array([0.05, 0.05, 0.1, 0.02, 0.05], np.float32)
     policy.reset(5)
     for t in range(20):
-        action, *state = session.run(None, {"obs": obs[t], "dt": dt, "h": state[0], "hebb": state[1]})
+        action, *state = session.run(None, {"obs": obs[t], "dt": dt, "h": state[0], "trace": state[1]})
         np.testing.assert_allclose(action, policy.act(obs[t], dt=dt), atol=1e-5, rtol=0)
 
 
@@ -92,5 +92,5 @@ def test_export_with_plasticity_off_keeps_traces_zero(tmp_path):
     session = ort.InferenceSession(str(export_onnx(policy, tmp_path / "off.onnx")), providers=["CPUExecutionProvider"])
     state = zero_state(policy, 1)
     for o in observations(1)[:30]:
-        action, *state = session.run(None, {"obs": o, "dt": np.full(1, 0.05, np.float32), "h": state[0], "hebb": state[1]})
+        action, *state = session.run(None, {"obs": o, "dt": np.full(1, 0.05, np.float32), "h": state[0], "trace": state[1]})
     assert not state[1].any()
