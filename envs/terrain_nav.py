@@ -24,6 +24,7 @@ truncated when the simulated time reaches the scenario's time_limit_s.
 """
 from __future__ import annotations
 
+import functools
 import math
 import time
 from envs.frozen import FrozenMap
@@ -47,10 +48,33 @@ OUT_OF_ARENA_M = 0.5
 PLAN_INFLATION_M = 0.35  # obstacle inflation for the shortest path (about the chassis half width)
 SETTLE_STEPS = 24  # physics steps at reset, motors holding still, before time starts
 DEFAULT_SCENARIO = "flat"
+PROCEDURAL = "procedural"  # scenario= "procedural" or "procedural-train" | "-validation" | "-test"
 
 
 def _draw(rng: np.random.Generator, fixed: float, rng_range: Optional[tuple[float, float]]) -> float:
     return fixed if rng_range is None else float(rng.uniform(rng_range[0], rng_range[1]))
+
+
+def _procedural_split(scenario: str | Scenario) -> Optional[str]:
+    """"any" for scenario="procedural", the split for "procedural-<split>", else None."""
+    if not isinstance(scenario, str) or not scenario.startswith(PROCEDURAL):
+        return None
+    if scenario == PROCEDURAL:
+        return "any"
+    split = scenario[len(PROCEDURAL) + 1:]
+    if scenario[len(PROCEDURAL)] != "-" or split not in scenarios.PROCEDURAL_SPLITS:
+        return None  # e.g. a file named procedural-x.yaml
+    return split
+
+
+def _split_seeds(split: str) -> range:
+    """Generator seeds an episode may get: every seed for "any", else the split's."""
+    return range(0, 2 ** 31) if split == "any" else scenarios.PROCEDURAL_SPLITS[split]
+
+
+@functools.lru_cache(maxsize=256)
+def _procedural(seed: int) -> Scenario:
+    return scenarios.generate(seed)  # frozen: safe to share between envs; cached for repeated seeds
 
 
 def _read_only(a: np.ndarray) -> np.ndarray:
@@ -67,7 +91,10 @@ class TerrainNavEnv(gym.Env):
                  render_width: int = 320, render_height: int = 240) -> None:
         if render_mode not in (None, *self.metadata["render_modes"]):
             raise ValueError(f"render_mode must be one of None, 'human', 'rgb_array'; got {render_mode!r}")
-        self.scenario = scenario if isinstance(scenario, Scenario) else scenarios.load(scenario)
+        self.procedural_split = _procedural_split(scenario)  # None: one fixed scenario
+        self.scenario_seed: Optional[int] = None  # the generator seed of a procedural episode
+        self.scenario = _procedural(_split_seeds(self.procedural_split)[0]) if self.procedural_split \
+            else scenario if isinstance(scenario, Scenario) else scenarios.load(scenario)
         self.render_mode = render_mode
         self.render_size = (int(render_width), int(render_height))
         self.obs_layout = dict(OBS_LAYOUT)
@@ -83,6 +110,9 @@ class TerrainNavEnv(gym.Env):
     # --- episode set-up --------------------------------------------------------------
     def reset(self, *, seed: Optional[int] = None, options: Optional[dict] = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
+        if self.procedural_split is not None:
+            self.scenario_seed = self._draw_scenario_seed(seed)
+            self.scenario = _procedural(self.scenario_seed)
         rng, sc, rz = self.np_random, self.scenario, self.scenario.randomize
         start = np.array([_draw(rng, sc.robot.start.x, rz.start.x), _draw(rng, sc.robot.start.y, rz.start.y)])
         yaw = math.radians(_draw(rng, sc.robot.start.yaw_deg, rz.start.yaw_deg))
@@ -137,6 +167,15 @@ class TerrainNavEnv(gym.Env):
         self.distance = math.hypot(self.goal[0] - self.pos[0], self.goal[1] - self.pos[1])
         self._last_frame_time = time.perf_counter()
         return self._observe(), self._info(collision=False, termination=None)
+
+    def _draw_scenario_seed(self, seed: Optional[int]) -> int:
+        """The generator seed for this episode: the reset seed itself ("procedural") or the
+        split's seed number (reset seed mod split size); without a reset seed, a draw from
+        the env's RNG."""
+        seeds = _split_seeds(self.procedural_split)
+        if seed is None:
+            return seeds[int(self.np_random.integers(len(seeds)))]
+        return seeds[seed % len(seeds)]
 
     # --- one control step --------------------------------------------------------------
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
@@ -249,6 +288,8 @@ class TerrainNavEnv(gym.Env):
 
     def _info(self, collision: bool, termination: Optional[str]) -> dict[str, Any]:
         return {
+            "scenario": self.scenario.name,
+            "scenario_seed": self.scenario_seed,
             "is_success": termination == "success",
             "collision": collision,
             "distance_to_goal": self.distance,

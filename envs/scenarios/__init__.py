@@ -4,6 +4,9 @@
     names(split="eval")    -> only the held-out split ("train" or "eval")
     load("ice-strip")      -> a built-in by name
     load("my/ice.yaml")    -> a user file by path
+    generate(seed)         -> a procedural scenario, the same for the same seed (generate.py)
+    dump(scenario)         -> its YAML text, which load / parse read back to an equal scenario
+    procedural_seed("test", i) -> the generator seed of the i-th scenario of a procedural split
 
 Anything that cannot be honoured raises ScenarioError (a ValueError) whose message is one
 line: `<file>: <field path>: <reason>`.
@@ -16,14 +19,17 @@ import os
 from pathlib import Path
 from typing import Optional, Union
 
+from .dump import dump
+from .generate import LAYOUTS, PROCEDURAL_SPLITS, feasible_path, generate, procedural_seed
 from .model import Scenario
 from .parse import FORMAT_VERSION, ScenarioError, from_dict, parse
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
 SPLITS = ("train", "eval")
 
-__all__ = ["BUILTIN_DIR", "FORMAT_VERSION", "SPLITS", "Scenario", "ScenarioError", "from_dict",
-           "load", "names", "parse"]
+__all__ = ["BUILTIN_DIR", "FORMAT_VERSION", "LAYOUTS", "PROCEDURAL_SPLITS", "SPLITS", "Scenario",
+           "ScenarioError", "dump", "feasible_path", "from_dict", "generate", "load", "names", "parse",
+           "procedural_seed"]
 
 
 def _builtin_files() -> dict[str, Path]:
