@@ -1,7 +1,7 @@
 """Procedural scenarios: a valid, feasible scenario from a seed (format version 1, SCENARIOS.md).
 
     generate(17)                      -> Scenario "procedural-17"
-    generate(17, layout="wall-gap")   -> the same draws, but that obstacle layout
+    generate(17, layout="wall-gap")   -> a scenario with that obstacle layout
     procedural_seed("test", 3)        -> the generator seed of the 4th test scenario
 
 Everything is drawn from `np.random.default_rng(seed)`, so a seed always gives the same
@@ -15,14 +15,16 @@ scenario. What is drawn (lengths in metres, angles degrees, times seconds):
 - 0-3 events (a side's motor gain down to 0.25, friction_scale, payload up to 60 kg),
   triggered at a time, after a distance driven or on entering a zone;
 - randomize ranges (start, goal, friction scale, payload, motor gains) and sensor noise.
-Slippery zones avoid slopes the wheels cannot hold, and the lowest friction a wheel can meet
-(zone x friction scale) stays >= MIN_FRICTION. The time limit scales with the planned path
-length and what slows the robot (ice, mud, weak motors, payload, obstacles).
+What the robot could not do is not drawn: a zone's friction (times any friction_scale the
+scenario may apply) is at least twice the steepest slope in it, hills plus roughness bumps
+(the ground's 1.5 times), and never below MIN_FRICTION; a weak motor side is never paired
+with more payload than it can turn (turn_gain_floor). The time limit scales with the
+planned path length and what slows the robot (ice, mud, weak motors, payload, obstacles).
 
-Every scenario is written as the tree `dump` writes and read back by the parser's checks
-before it is returned (so it passes what a file passes) and is feasible: the start and goal regions are clear
-and connected on the grid planner's map (envs/planning.py) with obstacles inflated by
-FEASIBLE_CLEARANCE_M. A `random:` entry is only drawn on open ground, at most 3 boxes of at
+Every scenario is written as the tree `dump` writes and read back through the parser's
+checks before it is returned (so it passes what a file passes), and it is feasible: the
+start and goal regions are clear and connected on the grid planner's map
+(envs/planning.py) with obstacles inflated by FEASIBLE_CLEARANCE_M. A `random:` entry is only drawn on open ground, at most 3 boxes of at
 most 0.8 m, with start and goal 3 m inside the edge: such boxes (each blocking at most
 0.57 + 0.6 m either side of its centre) cannot close a 12 m arena nor ring a start or goal
 they must keep 1.5 m away from.
@@ -43,6 +45,8 @@ from .model import (
 )
 from .parse import from_dict
 
+BUMP_SPACING_M = 0.6  # of the roughness bumps, as envs/terrain.py draws them (not imported: terrain imports this package)
+
 LAYOUTS = ("open", "clutter", "slalom", "wall-gap", "corridor", "random")
 SIZE_RANGE_M = (12.0, 30.0)
 MIN_ROUTE_M = 6.0  # start to goal, straight line
@@ -52,7 +56,7 @@ KEEP_CLEAR_M = 1.5  # fixed obstacles stay this far from where the robot may sta
 EDGE_MARGIN_M = 0.3  # fixed obstacles stay this far inside the arena edge
 MAX_SLOPE = 0.3  # steepest hill flank (rise over run); the Husky climbs 0.31 with 45 kg in mud-free ground
 MAX_PAYLOAD_KG = 60.0
-MIN_FRICTION = 0.045  # lowest zone friction x friction_scale a scenario may produce
+MIN_FRICTION = 0.05  # lowest zone friction x friction_scale a scenario may produce
 NOMINAL_SPEED = 0.7  # m/s, a competent driver's average on open dry ground
 
 # Generator seeds of the three procedural splits: disjoint, fixed. Train on "train", choose on
@@ -179,21 +183,43 @@ def _steepest_in(shape: Rect | Circle, hills: tuple[Hill, ...], size: tuple[floa
     return float(hill_slope(hills, gx[inside], gy[inside]).max()) if inside.any() else 0.0
 
 
+def _bump_slope(roughness_m: float) -> float:
+    """Steepest flank of the roughness bumps: 2 a over the bump spacing (envs/terrain.py)."""
+    return 2 * roughness_m / BUMP_SPACING_M
+
+
 def _draw_surfaces(rng: np.random.Generator, route: _Route, size: tuple[float, float],
-                   hills: tuple[Hill, ...]) -> tuple[Surface, ...]:
-    """0-3 friction zones; a slippery zone is redrawn (up to 5 times, else dropped) where a
-    slope in it is steeper than half its friction: the wheels could not hold it."""
-    surfaces = []
+                   hills: tuple[Hill, ...], roughness_m: float) -> tuple[tuple[Surface, ...], float]:
+    """0-3 friction zones, and the lowest friction_scale the scenario may then use.
+
+    A wheel holds a slope when friction >= 2 x its steepness (hill plus bumps); a zone is
+    redrawn (up to 5 times, else dropped) where that fails, and the friction scale may go no
+    lower than keeps it so in every zone, nor below MIN_FRICTION anywhere.
+    """
+    surfaces, scale_floor = [], 0.0
     for _ in range(int(rng.choice(4, p=[0.2, 0.4, 0.3, 0.1]))):
-        name = str(rng.choice(list(_SURFACE_KINDS), p=[0.25, 0.25, 0.3, 0.2]))
+        name = str(rng.choice(list(_SURFACE_KINDS), p=[0.35, 0.2, 0.27, 0.18]))
         (f_lo, f_hi), (d_lo, d_hi) = _SURFACE_KINDS[name]
         friction, drag = _r(rng.uniform(f_lo, f_hi)), _r(rng.uniform(d_lo, d_hi))
         for _attempt in range(5):
             shape = _draw_shape(rng, route, size)
-            if _steepest_in(shape, hills, size) <= 0.5 * friction:
+            needed = max(MIN_FRICTION, 2 * (_steepest_in(shape, hills, size) + _bump_slope(roughness_m)))
+            if needed <= friction:
                 surfaces.append(Surface(name=name, shape=shape, friction=friction, drag=drag))
+                scale_floor = max(scale_floor, needed / friction)
                 break
-    return tuple(surfaces)
+    return tuple(surfaces), scale_floor
+
+
+def turn_gain_floor(payload_kg: float, friction_max: float) -> float:
+    """Lowest motor gain of a side at which the Husky still turns on the spot both ways
+    (>= 0.5 rad/s) carrying payload_kg on ground of friction friction_max.
+
+    Measured on flat ground (gains 0.25-0.5, payloads 0-60 kg, friction 1.0 and 1.2):
+    turning holds while (46 kg + payload) x friction <= 55 + 230 (gain - 0.25); this keeps
+    a margin: 50 + 220 (gain - 0.25). Below it, scrub outweighs the weak side.
+    """
+    return 0.25 + max(0.0, (46.0 + payload_kg) * friction_max - 50.0) / 220.0
 
 
 # ---------------------------------------------------------------- obstacles
@@ -411,6 +437,30 @@ def _draw_events(rng: np.random.Generator, n: int, route: _Route, path_m: float,
     return tuple(events)
 
 
+def _keep_turnable(sc: Scenario) -> Scenario:
+    """Pairs no weak motor side with more payload than it can turn (turn_gain_floor) on the
+    grippiest ground the scenario may have: payload events are capped to what the weakest
+    gain allows, and gains are raised where the load carried from the start is too much."""
+    rz = sc.randomize
+    grip = max([1.0, (rz.friction_scale or (1, 1))[1]] + [e.set.friction_scale or 0.0 for e in sc.events])
+    grip *= max([1.0] + [s.friction for s in sc.surfaces])
+    floor = _round_up(turn_gain_floor(sc.robot.payload_kg + (rz.payload_kg or (0, 0))[1], grip))
+    weakest = min([1.0] + [g for e in sc.events if e.set.motor_gain
+                           for g in (e.set.motor_gain.left, e.set.motor_gain.right) if g is not None])
+    weakest = max(weakest, floor)
+    allowed = math.floor((50.0 + 220.0 * (weakest - 0.25)) / grip - 46.0)  # turn_gain_floor solved for payload
+    events = []
+    for e in sc.events:
+        effect = e.set
+        if effect.motor_gain is not None:
+            effect = EventSet(motor_gain=MotorGain(*(None if g is None else max(g, floor)
+                                                     for g in (effect.motor_gain.left, effect.motor_gain.right))))
+        elif effect.payload_kg is not None:
+            effect = EventSet(payload_kg=float(max(0, min(effect.payload_kg, allowed))))
+        events.append(Event(set=effect, at_time_s=e.at_time_s, at_distance_m=e.at_distance_m, on_enter=e.on_enter))
+    return Scenario(**{**sc.__dict__, "events": tuple(events)})
+
+
 def _draw_randomize(rng: np.random.Generator, route: _Route, scale_floor: float, payload0: float) -> Randomize:
     """Per-episode ranges: start and goal boxes (the route's jitters), start heading, friction
     scale, payload, motor gains, event time jitter."""
@@ -439,7 +489,7 @@ def _draw_noise(rng: np.random.Generator) -> Sensors:
 
 
 def _time_limit(sc: Scenario, path_m: float, layout: str) -> float:
-    """Seconds: 1.5 x the path at a speed slowed by what the scenario holds, + 15 s, in 5 s steps."""
+    """Seconds: 1.25 x the path at a speed slowed by what the scenario holds, + 10 s, in 5 s steps."""
     gains = [1.0, *(lo for lo, _ in (sc.randomize.motor_gain.left or (1, 1), sc.randomize.motor_gain.right or (1, 1)))]
     gains += [g for e in sc.events if e.set.motor_gain for g in (e.set.motor_gain.left, e.set.motor_gain.right)
               if g is not None]
@@ -452,7 +502,7 @@ def _time_limit(sc: Scenario, path_m: float, layout: str) -> float:
         speed *= 0.85
     if sc.arena.hills or max([sc.robot.payload_kg] + [e.set.payload_kg or 0 for e in sc.events]) > 30:
         speed *= 0.9
-    return float(5 * math.ceil((1.5 * path_m / speed + 15) / 5))
+    return float(5 * math.ceil((1.25 * path_m / speed + 10) / 5))
 
 
 def _describe(seed: int, layout: str, sc: Scenario) -> str:
@@ -492,12 +542,10 @@ def generate(seed: int, *, layout: Optional[str] = None, n_events: Optional[int]
     layout = layout or drawn_layout
     route = _draw_route(rng, size, 3.0 if layout == "random" else 1.2, 11.0 if layout == "corridor" else MIN_ROUTE_M)
     hills = _draw_hills(rng, size)
-    surfaces = _draw_surfaces(rng, route, size, hills)
-    min_friction = min([s.friction for s in surfaces] + [1.0])
-    scale_floor = MIN_FRICTION / min_friction
-    roughness = 0.0 if rng.random() < 0.3 else _r(rng.uniform(0.005, 0.04), 3)
-    if min_friction < 0.2:
-        roughness = min(roughness, 0.012)  # bumps steeper than this trap a robot on black ice
+    roughness = 0.0 if rng.random() < 0.4 else _r(rng.uniform(0.005, 0.04), 3)
+    surfaces, scale_floor = _draw_surfaces(rng, route, size, hills, roughness)
+    steepest = _steepest_in(Rect(center=(0.0, 0.0), size=size), hills, size)
+    scale_floor = max(scale_floor, 1.5 * (steepest + _bump_slope(roughness)))  # the ground (friction 1) holds too
     payload0 = _r(rng.uniform(0, 30), 1) if rng.random() < 0.3 else 0.0
     draft = Scenario(
         version=1, name=f"procedural-{int(seed)}",
@@ -511,11 +559,10 @@ def generate(seed: int, *, layout: Optional[str] = None, n_events: Optional[int]
     )
     draft, path = _place_obstacles(rng, draft, layout, route)
     path_m = max(_planned_length(path), route.length)
-    steepest = _steepest_in(Rect(center=(0.0, 0.0), size=size), hills, size)
     payload_cap = MAX_PAYLOAD_KG if steepest <= 0.2 else 45.0  # 45 kg up a 0.3 slope is proven (payload-hill)
     events = _draw_events(rng, int(rng.choice(4, p=[0.25, 0.35, 0.25, 0.15])) if n_events is None else n_events,
                           route, path_m, draft, scale_floor, payload_cap)
-    sc = Scenario(**{**draft.__dict__, "events": events})
+    sc = _keep_turnable(Scenario(**{**draft.__dict__, "events": events}))
     sc = Scenario(**{**sc.__dict__, "time_limit_s": _time_limit(sc, path_m, layout),
                      "description": _describe(int(seed), layout, sc)})
     # The checks a file gets, on the tree `dump` writes (what parse reads from the text, minus the YAML scanning).
