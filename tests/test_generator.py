@@ -14,10 +14,11 @@ import pytest
 import envs
 from envs import planning
 from envs.scenarios import (
-    LAYOUTS, PROCEDURAL_SPLITS, ScenarioError, dump, generate, load, names, parse, procedural_seed,
+    LAYOUTS, PROCEDURAL_SPLITS, ScenarioError, dump, from_dict, generate, load, names, parse, procedural_seed,
 )
+from envs.scenarios.generate import hill_slope, turn_gain_floor
 from envs.scenarios.model import BoxObstacle, CylinderObstacle, Rect
-from envs.terrain import Terrain
+from envs.terrain import Terrain, hill_heights
 from envs.terrain_nav import TerrainNavEnv
 
 CLEARANCE_M = 0.6  # the chassis' half diagonal: room to turn on the spot
@@ -209,3 +210,39 @@ def test_event_strips_cross_every_route():
                 assert sides[0] < 0 < sides[1], seed  # start and goal on either side of the strip
                 checked += 1
     assert checked > 0
+
+
+def spin_rate(gain_left: float, payload_kg: float, action) -> float:
+    """Yaw rate (rad/s) on flat ground (friction 1) with the left side at gain_left, after 2 s."""
+    data = {"version": 1, "name": "spin", "time_limit_s": 30, "arena": {"size_m": [20, 20]},
+            "robot": {"start": {"x": 0, "y": 0}, "payload_kg": payload_kg}, "goal": {"x": 8, "y": 8},
+            "events": [{"at_time_s": 0, "set": {"motor_gain": {"left": gain_left}}}]}
+    env = TerrainNavEnv(from_dict(data, "spin.yaml"))
+    try:
+        env.reset(seed=0)
+        for _ in range(40):
+            _, _, _, _, info = env.step(np.asarray(action, dtype=np.float32))
+        yaw0 = info["privileged"]["pose"][2]
+        for _ in range(20):
+            _, _, _, _, info = env.step(np.asarray(action, dtype=np.float32))
+        return float((info["privileged"]["pose"][2] - yaw0 + np.pi) % (2 * np.pi) - np.pi)  # over 1 s
+    finally:
+        env.close()
+
+
+def test_turn_gain_floor_separates_turning_from_stuck_in_the_simulator():
+    floor = turn_gain_floor(45.0, 1.0)
+    assert 0.35 < floor < 0.5
+    # at the floor the robot still turns on the spot both ways; far below it, it cannot
+    assert spin_rate(floor, 45.0, [0.0, 1.0]) > 0.5 and spin_rate(floor, 45.0, [0.0, -1.0]) < -0.5
+    assert abs(spin_rate(0.25, 45.0, [0.0, 1.0])) < 0.1
+
+
+def test_hill_slope_is_the_gradient_of_the_terrain_heights():
+    sc = next(s for s in map(generate, range(50)) if len(s.arena.hills) >= 2)
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(-5, 5, 40), rng.uniform(-5, 5, 40)
+    h = 1e-5
+    gx = (hill_heights(sc, x + h, y) - hill_heights(sc, x - h, y)) / (2 * h)
+    gy = (hill_heights(sc, x, y + h) - hill_heights(sc, x, y - h)) / (2 * h)
+    np.testing.assert_allclose(hill_slope(sc.arena.hills, x, y), np.hypot(gx, gy), atol=1e-6)
