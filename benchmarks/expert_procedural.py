@@ -7,7 +7,10 @@ SPL (success x shortest / driven path), the termination reasons, every failed ep
 its scenario's features, and for each feature how often episodes having it failed. Also
 the generation time per scenario against the episode's simulated and wall time.
 
-    python benchmarks/expert_procedural.py [--episodes 50] [--split validation] [--start 0]
+    python benchmarks/expert_procedural.py [--episodes 50] [--split validation] [--start 0] [--policy expert]
+
+`--policy` drives with another policy instead (`classical`, or a `policies.load` name or
+checkpoint such as `liquid`), to compare on the same scenarios.
 """
 from __future__ import annotations
 
@@ -51,13 +54,14 @@ def features(sc: Scenario) -> list[str]:
     return sorted(set(tags))
 
 
-def run_episode(env: TerrainNavEnv, expert: ExpertController, seed: int) -> dict:
+def run_episode(env: TerrainNavEnv, policy, seed: int) -> dict:
     obs, info = env.reset(seed=seed)
-    expert.reset(1)
+    policy.reset(1)
     start = np.asarray(info["privileged"]["pose"][:2]).copy()
     t0 = time.perf_counter()
     while True:
-        obs, _, terminated, truncated, info = env.step(expert.act(obs, info))
+        action = policy.act(obs, info) if getattr(policy, "privileged", False) else policy.act(obs)
+        obs, _, terminated, truncated, info = env.step(action)
         if terminated or truncated:
             break
     success = bool(info["is_success"])
@@ -101,16 +105,26 @@ def main() -> None:
     ap.add_argument("--episodes", type=int, default=50)
     ap.add_argument("--split", default="validation", choices=("train", "validation", "test"))
     ap.add_argument("--start", type=int, default=0, help="first scenario number of the split")
+    ap.add_argument("--policy", default="expert", help="expert (default), classical, or a policies.load name or checkpoint")
     args = ap.parse_args()
     env = TerrainNavEnv(f"procedural-{args.split}")
-    expert = ExpertController()
+    if args.policy == "expert":
+        policy = ExpertController()
+    elif args.policy == "classical":
+        from policies.classical import ClassicalController
+
+        policy = ClassicalController()
+    else:
+        import policies
+
+        policy = policies.load(args.policy)
     rows, gen_s = [], []
     for k in range(args.episodes):
         seed = args.start + k
         t0 = time.perf_counter()
         generate(procedural_seed(args.split, seed))  # timed alone (the env caches it)
         gen_s.append(time.perf_counter() - t0)
-        rows.append(run_episode(env, expert, seed))
+        rows.append(run_episode(env, policy, seed))
         r = rows[-1]
         print(f"{r['scenario']:<22} {'ok  ' if r['success'] else 'FAIL'} {r['termination']:<12} "
               f"t={r['time_s']:.0f}/{r['time_limit_s']:.0f} s spl={r['spl']:.2f}", flush=True)

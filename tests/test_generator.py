@@ -16,8 +16,10 @@ from envs import planning
 from envs.scenarios import (
     LAYOUTS, PROCEDURAL_SPLITS, ScenarioError, dump, from_dict, generate, load, names, parse, procedural_seed,
 )
-from envs.scenarios.generate import hill_slope, turn_gain_floor
+from envs.scenarios.procedural import hill_slope, turn_gain_floor
 from envs.scenarios.model import BoxObstacle, CylinderObstacle, Rect
+from envs import terrain
+from envs.scenarios import procedural
 from envs.terrain import Terrain, hill_heights
 from envs.terrain_nav import TerrainNavEnv
 
@@ -71,6 +73,14 @@ def test_a_thousand_seeds_are_valid_feasible_within_bounds_and_varied():
         gains = [g for e in sc.events if e.set.motor_gain for g in (e.set.motor_gain.left, e.set.motor_gain.right)
                  if g is not None]
         assert min(gains, default=1.0) >= 0.25
+        rz = sc.randomize
+        scales = [rz.friction_scale or (1.0, 1.0)] + [(e.set.friction_scale,) * 2 for e in sc.events
+                                                        if e.set.friction_scale is not None]
+        zones = [s.friction for s in sc.surfaces] + [1.0]
+        assert min(zones) * min(lo for lo, _ in scales) >= 0.05 - 1e-9  # no ice slicker than 0.05
+        payload = max([sc.robot.payload_kg + (rz.payload_kg or (0, 0))[1]] + [e.set.payload_kg or 0 for e in sc.events])
+        grip = max(zones) * max(hi for _, hi in scales)
+        assert min(gains, default=1.0) >= turn_gain_floor(payload, grip) - 1e-9  # a weak side can still turn
         assert len(sc.events) <= 3
         seen.update(tags(sc))
     wanted = set(LAYOUTS) | {f"zone:{k}:{s}" for k in ("black-ice", "slick", "mud", "gravel") for s in ("Rect", "Circle")}
@@ -239,6 +249,7 @@ def test_turn_gain_floor_separates_turning_from_stuck_in_the_simulator():
 
 
 def test_hill_slope_is_the_gradient_of_the_terrain_heights():
+    assert procedural.BUMP_SPACING_M == terrain.BUMP_SPACING_M  # the generator's copy of the bump spacing
     sc = next(s for s in map(generate, range(50)) if len(s.arena.hills) >= 2)
     rng = np.random.default_rng(0)
     x, y = rng.uniform(-5, 5, 40), rng.uniform(-5, 5, 40)

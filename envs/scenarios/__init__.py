@@ -4,8 +4,8 @@
     names(split="eval")    -> only the held-out split ("train" or "eval")
     load("ice-strip")      -> a built-in by name
     load("my/ice.yaml")    -> a user file by path
-    generate(seed)         -> a procedural scenario, the same for the same seed (generate.py)
-    dump(scenario)         -> its YAML text, which load / parse read back to an equal scenario
+    generate(seed)         -> a procedural scenario, the same for the same seed (procedural.py)
+    dump(scenario)         -> its YAML text, which load / parse read back to an equal scenario (writer.py)
     procedural_seed("test", i) -> the generator seed of the i-th scenario of a procedural split
 
 Anything that cannot be honoured raises ScenarioError (a ValueError) whose message is one
@@ -19,10 +19,10 @@ import os
 from pathlib import Path
 from typing import Optional, Union
 
-from .dump import dump
-from .generate import LAYOUTS, PROCEDURAL_SPLITS, feasible_path, generate, procedural_seed
 from .model import Scenario
 from .parse import FORMAT_VERSION, ScenarioError, from_dict, parse
+from .procedural import LAYOUTS, PROCEDURAL_SPLITS, feasible_path, generate, procedural_seed
+from .writer import dump
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
 SPLITS = ("train", "eval")

@@ -24,10 +24,11 @@ planned path length and what slows the robot (ice, mud, weak motors, payload, ob
 Every scenario is written as the tree `dump` writes and read back through the parser's
 checks before it is returned (so it passes what a file passes), and it is feasible: the
 start and goal regions are clear and connected on the grid planner's map
-(envs/planning.py) with obstacles inflated by FEASIBLE_CLEARANCE_M. A `random:` entry is only drawn on open ground, at most 3 boxes of at
-most 0.8 m, with start and goal 3 m inside the edge: such boxes (each blocking at most
-0.57 + 0.6 m either side of its centre) cannot close a 12 m arena nor ring a start or goal
-they must keep 1.5 m away from.
+(envs/planning.py) with obstacles inflated by FEASIBLE_CLEARANCE_M. The env draws the boxes
+of a `random:` entry per episode, so that entry is only used on open ground: at most 3
+boxes of at most 0.8 m, start and goal 3 m inside the edge. Such boxes, each blocking a
+disc of at most 0.57 + 0.6 m radius, cannot close a 12 m arena (3 x 2.3 m < 12 m) nor
+ring a start or goal they keep 1.5 m away from (a ring of radius 2 m is 13 m round).
 """
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ from typing import Optional
 
 import numpy as np
 
-from .dump import dump_tree
+from .writer import dump_tree
 from .model import (
     Arena, BoxObstacle, Circle, CylinderObstacle, Event, EventSet, Goal, GoalRandomize, Hill, MotorGain,
     MotorGainRandomize, Obstacle, Pose, RandomObstacles, Randomize, Rect, RobotSpec, Scenario, Sensors,
@@ -45,7 +46,9 @@ from .model import (
 )
 from .parse import from_dict
 
-BUMP_SPACING_M = 0.6  # of the roughness bumps, as envs/terrain.py draws them (not imported: terrain imports this package)
+# Spacing of the roughness bumps, as envs/terrain.py draws them (a copy: envs.terrain imports
+# this package; tests/test_generator.py checks that the two agree).
+BUMP_SPACING_M = 0.6
 
 LAYOUTS = ("open", "clutter", "slalom", "wall-gap", "corridor", "random")
 SIZE_RANGE_M = (12.0, 30.0)
@@ -506,7 +509,8 @@ def _time_limit(sc: Scenario, path_m: float, layout: str) -> float:
 
 
 def _describe(seed: int, layout: str, sc: Scenario) -> str:
-    """One line naming what was drawn, e.g. `Generated from seed 7 (layout slalom): 18 x 24 m; mud; 1 hill; events: motor_gain at_time_s`."""
+    """One line naming what was drawn, e.g.
+    `Generated from seed 7 (layout slalom): 18 x 24 m; mud; 1 hill; events: motor_gain at_time_s`."""
     parts = [f"{_num_text(sc.arena.size_m[0])} x {_num_text(sc.arena.size_m[1])} m"]
     if sc.surfaces:
         parts.append(" + ".join(s.name for s in sc.surfaces))
@@ -540,7 +544,8 @@ def generate(seed: int, *, layout: Optional[str] = None, n_events: Optional[int]
     size = tuple(round(rng.uniform(*SIZE_RANGE_M) * 2) / 2 for _ in range(2))
     drawn_layout = str(rng.choice(LAYOUTS, p=[0.15, 0.25, 0.15, 0.2, 0.15, 0.1]))
     layout = layout or drawn_layout
-    route = _draw_route(rng, size, 3.0 if layout == "random" else 1.2, 11.0 if layout == "corridor" else MIN_ROUTE_M)
+    route = _draw_route(rng, size, margin=3.0 if layout == "random" else 1.2,
+                        shortest=11.0 if layout == "corridor" else MIN_ROUTE_M)
     hills = _draw_hills(rng, size)
     roughness = 0.0 if rng.random() < 0.4 else _r(rng.uniform(0.005, 0.04), 3)
     surfaces, scale_floor = _draw_surfaces(rng, route, size, hills, roughness)
@@ -550,9 +555,10 @@ def generate(seed: int, *, layout: Optional[str] = None, n_events: Optional[int]
     draft = Scenario(
         version=1, name=f"procedural-{int(seed)}",
         arena=Arena(size_m=size, walls=True, roughness_m=roughness, hills=hills),
-        robot=RobotSpec(start=Pose(x=float(route.start[0]), y=float(route.start[1]), yaw_deg=_r(route.heading_deg, 1)),
-                        payload_kg=payload0),
-        goal=Goal(x=float(route.goal[0]), y=float(route.goal[1]), radius_m=_r(rng.choice([0.5, rng.uniform(0.4, 0.8)]))),
+        robot=RobotSpec(start=Pose(x=float(route.start[0]), y=float(route.start[1]),
+                                   yaw_deg=_r(route.heading_deg, 1)), payload_kg=payload0),
+        goal=Goal(x=float(route.goal[0]), y=float(route.goal[1]),
+                  radius_m=_r(rng.choice([0.5, rng.uniform(0.4, 0.8)]))),
         surfaces=surfaces,
         randomize=_draw_randomize(rng, route, scale_floor, payload0),
         sensors=_draw_noise(rng),
