@@ -2,6 +2,12 @@
 
 Rates: physics at 240 Hz, control at 20 Hz (12 physics steps per `step`).
 
+Scenario: a built-in name, a YAML path or a Scenario; or "procedural" (each reset generates
+the scenario of generator seed = reset seed) or "procedural-train" | "-validation" | "-test"
+(generator seed = PROCEDURAL_SPLITS[split][reset seed % len(split)]); without a reset seed
+the scenario is drawn from the env's RNG. info["scenario"] names the episode's scenario and
+info["scenario_seed"] gives its generator seed (None for a fixed scenario).
+
 Action: Box(-1, 1, (2,)) = (forward speed, yaw rate), normalised to V_MAX = 1 m/s and
 W_MAX = 2 rad/s (counter-clockwise positive), turned into left/right wheel speeds by
 skid-steer kinematics; each side then delivers its motor gain times that. Finite values
@@ -26,6 +32,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import time
 from envs.frozen import FrozenMap
 from typing import Any, Optional
@@ -62,9 +69,12 @@ def _procedural_split(scenario: str | Scenario) -> Optional[str]:
     if scenario == PROCEDURAL:
         return "any"
     split = scenario[len(PROCEDURAL) + 1:]
-    if scenario[len(PROCEDURAL)] != "-" or split not in scenarios.PROCEDURAL_SPLITS:
-        return None  # e.g. a file named procedural-x.yaml
-    return split
+    if scenario[len(PROCEDURAL)] == "-" and split in scenarios.PROCEDURAL_SPLITS:
+        return split
+    if scenario[len(PROCEDURAL)] == "-" and "." not in split and not os.path.exists(scenario):
+        known = ", ".join(f"{PROCEDURAL}-{s}" for s in scenarios.PROCEDURAL_SPLITS)
+        raise scenarios.ScenarioError(scenario, None, f"unknown procedural split (use {PROCEDURAL}, {known})")
+    return None  # a file such as procedural-x.yaml
 
 
 def _split_seeds(split: str) -> range:

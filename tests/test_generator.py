@@ -186,8 +186,12 @@ def test_split_env_maps_reset_seed_into_the_split():
         assert info["scenario_seed"] in PROCEDURAL_SPLITS["test"]
     finally:
         env.close()
-    _, info = TerrainNavEnv("flat").reset(seed=0)
+    flat = TerrainNavEnv("flat")
+    _, info = flat.reset(seed=0)
+    flat.close()
     assert info["scenario"] == "flat" and info["scenario_seed"] is None
+    with pytest.raises(ScenarioError, match="unknown procedural split.*procedural-validation"):
+        TerrainNavEnv("procedural-eval")
 
 
 def test_a_dumped_scenario_file_runs_in_the_env(tmp_path):
