@@ -2,6 +2,12 @@
 
 Rates: physics at 240 Hz, control at 20 Hz (12 physics steps per `step`).
 
+Scenario: a built-in name, a YAML path or a Scenario; or "procedural" (each reset generates
+the scenario of generator seed = reset seed) or "procedural-train" | "-validation" | "-test"
+(generator seed = PROCEDURAL_SPLITS[split][reset seed % len(split)]); without a reset seed
+the scenario is drawn from the env's RNG. info["scenario"] names the episode's scenario and
+info["scenario_seed"] gives its generator seed (None for a fixed scenario).
+
 Action: Box(-1, 1, (2,)) = (forward speed, yaw rate), normalised to V_MAX = 1 m/s and
 W_MAX = 2 rad/s (counter-clockwise positive), turned into left/right wheel speeds by
 skid-steer kinematics; each side then delivers its motor gain times that. Finite values
@@ -24,7 +30,9 @@ truncated when the simulated time reaches the scenario's time_limit_s.
 """
 from __future__ import annotations
 
+import functools
 import math
+import os
 import time
 from envs.frozen import FrozenMap
 from typing import Any, Optional
@@ -48,10 +56,36 @@ OUT_OF_ARENA_M = 0.5
 PLAN_INFLATION_M = 0.35  # obstacle inflation for the shortest path (about the chassis half width)
 SETTLE_STEPS = 24  # physics steps at reset, motors holding still, before time starts
 DEFAULT_SCENARIO = "flat"
+PROCEDURAL = "procedural"  # scenario= "procedural" or "procedural-train" | "-validation" | "-test"
 
 
 def _draw(rng: np.random.Generator, fixed: float, rng_range: Optional[tuple[float, float]]) -> float:
     return fixed if rng_range is None else float(rng.uniform(rng_range[0], rng_range[1]))
+
+
+def _procedural_split(scenario: str | Scenario) -> Optional[str]:
+    """"any" for scenario="procedural", the split for "procedural-<split>", else None."""
+    if not isinstance(scenario, str) or not scenario.startswith(PROCEDURAL):
+        return None
+    if scenario == PROCEDURAL:
+        return "any"
+    split = scenario[len(PROCEDURAL) + 1:]
+    if scenario[len(PROCEDURAL)] == "-" and split in scenarios.PROCEDURAL_SPLITS:
+        return split
+    if scenario[len(PROCEDURAL)] == "-" and "." not in split and not os.path.exists(scenario):
+        known = ", ".join(f"{PROCEDURAL}-{s}" for s in scenarios.PROCEDURAL_SPLITS)
+        raise scenarios.ScenarioError(scenario, None, f"unknown procedural split (use {PROCEDURAL}, {known})")
+    return None  # a file such as procedural-x.yaml
+
+
+def _split_seeds(split: str) -> range:
+    """Generator seeds an episode may get: every seed for "any", else the split's."""
+    return range(0, 2 ** 31) if split == "any" else scenarios.PROCEDURAL_SPLITS[split]
+
+
+@functools.lru_cache(maxsize=256)
+def _procedural(seed: int) -> Scenario:
+    return scenarios.generate(seed)  # frozen: safe to share between envs; cached for repeated seeds
 
 
 def _read_only(a: np.ndarray) -> np.ndarray:
@@ -68,7 +102,10 @@ class TerrainNavEnv(gym.Env):
                  render_width: int = 320, render_height: int = 240) -> None:
         if render_mode not in (None, *self.metadata["render_modes"]):
             raise ValueError(f"render_mode must be one of None, 'human', 'rgb_array'; got {render_mode!r}")
-        self.scenario = scenario if isinstance(scenario, Scenario) else scenarios.load(scenario)
+        self.procedural_split = _procedural_split(scenario)  # None: one fixed scenario
+        self.scenario_seed: Optional[int] = None  # the generator seed of a procedural episode
+        self.scenario = _procedural(_split_seeds(self.procedural_split)[0]) if self.procedural_split \
+            else scenario if isinstance(scenario, Scenario) else scenarios.load(scenario)
         self.render_mode = render_mode
         self.render_size = (int(render_width), int(render_height))
         self.obs_layout = dict(OBS_LAYOUT)
@@ -86,6 +123,9 @@ class TerrainNavEnv(gym.Env):
     # --- episode set-up --------------------------------------------------------------
     def reset(self, *, seed: Optional[int] = None, options: Optional[dict] = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
+        if self.procedural_split is not None:
+            self.scenario_seed = self._draw_scenario_seed(seed)
+            self.scenario = _procedural(self.scenario_seed)
         rng, sc, rz = self.np_random, self.scenario, self.scenario.randomize
         start = np.array([_draw(rng, sc.robot.start.x, rz.start.x), _draw(rng, sc.robot.start.y, rz.start.y)])
         yaw = math.radians(_draw(rng, sc.robot.start.yaw_deg, rz.start.yaw_deg))
@@ -140,6 +180,15 @@ class TerrainNavEnv(gym.Env):
         self.distance = math.hypot(self.goal[0] - self.pos[0], self.goal[1] - self.pos[1])
         self._last_frame_time = time.perf_counter()
         return self._observe(), self._info(collision=False, termination=None)
+
+    def _draw_scenario_seed(self, seed: Optional[int]) -> int:
+        """The generator seed for this episode: the reset seed itself ("procedural") or the
+        split's seed number (reset seed mod split size); without a reset seed, a draw from
+        the env's RNG."""
+        seeds = _split_seeds(self.procedural_split)
+        if seed is None:
+            return seeds[int(self.np_random.integers(len(seeds)))]
+        return seeds[seed % len(seeds)]
 
     # --- one control step --------------------------------------------------------------
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
@@ -252,6 +301,8 @@ class TerrainNavEnv(gym.Env):
 
     def _info(self, collision: bool, termination: Optional[str]) -> dict[str, Any]:
         return {
+            "scenario": self.scenario.name,
+            "scenario_seed": self.scenario_seed,
             "is_success": termination == "success",
             "collision": collision,
             "distance_to_goal": self.distance,

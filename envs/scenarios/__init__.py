@@ -4,6 +4,9 @@
     names(split="eval")    -> only the held-out split ("train" or "eval")
     load("ice-strip")      -> a built-in by name
     load("my/ice.yaml")    -> a user file by path
+    generate(seed)         -> a procedural scenario, the same for the same seed (procedural.py)
+    dump(scenario)         -> its YAML text, which load / parse read back to an equal scenario (writer.py)
+    procedural_seed("test", i) -> the generator seed of the i-th scenario of a procedural split
 
 Anything that cannot be honoured raises ScenarioError (a ValueError) whose message is one
 line: `<file>: <field path>: <reason>`.
@@ -18,12 +21,15 @@ from typing import Optional, Union
 
 from .model import Scenario
 from .parse import FORMAT_VERSION, ScenarioError, from_dict, load_yaml, parse, read_text
+from .procedural import LAYOUTS, PROCEDURAL_SPLITS, feasible_path, generate, procedural_seed
+from .writer import dump
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
 SPLITS = ("train", "eval")
 
-__all__ = ["BUILTIN_DIR", "FORMAT_VERSION", "SPLITS", "Scenario", "ScenarioError", "from_dict",
-           "load", "load_yaml", "names", "parse", "read_text"]
+__all__ = ["BUILTIN_DIR", "FORMAT_VERSION", "LAYOUTS", "PROCEDURAL_SPLITS", "SPLITS", "Scenario",
+           "ScenarioError", "dump", "feasible_path", "from_dict", "generate", "load", "load_yaml", "names",
+           "parse", "procedural_seed", "read_text"]
 
 
 def _builtin_files() -> dict[str, Path]:

@@ -1,0 +1,137 @@
+"""The privileged expert on procedural scenarios: success, SPL, and what the failures have in common.
+
+Episode k runs the env `scenario="procedural-<split>"` reset with seed start + k, i.e. the
+split's scenario number start + k (envs/terrain_nav.py), driven by the expert as
+navctl/dagger.py drives it (act(obs, info) every control step). Prints the success rate,
+SPL (success x shortest / driven path), the termination reasons, every failed episode with
+its scenario's features, and for each feature how often episodes having it failed. Also
+the generation time per scenario against the episode's simulated and wall time.
+
+    python benchmarks/expert_procedural.py [--episodes 50] [--split validation] [--start 0] [--policy expert]
+
+`--policy` drives with another policy instead (`classical`, or a `policies.load` name or
+checkpoint such as `liquid`), to compare on the same scenarios.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import re
+import time
+
+import numpy as np
+
+from envs.scenarios import Scenario, generate, procedural_seed
+from envs.terrain_nav import TerrainNavEnv
+
+try:  # the expert is moving from policies/ to navctl/
+    from navctl.expert import ExpertController
+except ImportError:
+    from policies.expert import ExpertController
+
+
+def features(sc: Scenario) -> list[str]:
+    """Short tags for what a scenario holds: layout, zone kinds, terrain, events."""
+    layout = re.search(r"layout ([a-z-]+)", sc.description)
+    tags = [f"layout={layout.group(1) if layout else '?'}"]
+    tags += sorted({f"zone={s.name}" for s in sc.surfaces})
+    if sc.arena.hills:
+        tags.append("hills")
+    if sc.arena.roughness_m >= 0.02:
+        tags.append("rough")
+    if max(sc.arena.size_m) >= 24:
+        tags.append("big-arena")
+    for e in sc.events:
+        s = e.set
+        if s.motor_gain is not None:
+            g = min(v for v in (s.motor_gain.left, s.motor_gain.right) if v is not None)
+            tags.append("gain<0.4" if g < 0.4 else "gain-drop")
+        if s.friction_scale is not None:
+            tags.append("fscale<0.5" if s.friction_scale < 0.5 else "fscale")
+        if s.payload_kg is not None:
+            tags.append("payload>40" if s.payload_kg > 40 else "payload")
+        tags.append(f"trigger={e.trigger}")
+    return sorted(set(tags))
+
+
+def run_episode(env: TerrainNavEnv, policy, seed: int) -> dict:
+    obs, info = env.reset(seed=seed)
+    policy.reset(1)
+    start = np.asarray(info["privileged"]["pose"][:2]).copy()
+    t0 = time.perf_counter()
+    while True:
+        action = policy.act(obs, info) if getattr(policy, "privileged", False) else policy.act(obs)
+        obs, _, terminated, truncated, info = env.step(action)
+        if terminated or truncated:
+            break
+    success = bool(info["is_success"])
+    shortest, driven = info["shortest_path_length"], info["path_length"]
+    spl = (shortest / max(shortest, driven) if shortest > 0 else 1.0) if success else 0.0
+    return {"seed": seed, "scenario": info["scenario"], "scenario_seed": info["scenario_seed"], "success": success,
+            "spl": spl, "termination": info["termination"], "time_s": info["time_s"],
+            "time_limit_s": env.scenario.time_limit_s, "left_m": info["distance_to_goal"],
+            "start": start, "end": np.asarray(info["privileged"]["pose"][:2]).copy(),
+            "events": [e["set"] for e in info["events"]], "features": features(env.scenario),
+            "wall_s": time.perf_counter() - t0}
+
+
+def report(rows: list[dict], gen_s: np.ndarray) -> None:
+    n = len(rows)
+    success = np.array([r["success"] for r in rows])
+    print(f"episodes: {n}  success: {success.mean():.3f}  SPL: {np.mean([r['spl'] for r in rows]):.3f}")
+    ok = [r for r in rows if r["success"]]
+    if ok:
+        used = np.array([r["time_s"] / r["time_limit_s"] for r in ok])
+        print(f"successful episodes used {used.mean():.2f} of the time limit on average (max {used.max():.2f})")
+    print("terminations:", dict(collections.Counter(r["termination"] for r in rows)))
+    print(f"generation: {1000 * gen_s.mean():.1f} ms per scenario (max {1000 * gen_s.max():.1f}); episodes: "
+          f"{np.mean([r['time_s'] for r in rows]):.1f} s simulated, {np.mean([r['wall_s'] for r in rows]):.1f} s wall "
+          f"on average")
+    print("\nfailures:")
+    for r in rows:
+        if not r["success"]:
+            print(f"  {r['scenario']:<22} {r['termination']:<12} t={r['time_s']:.0f}/{r['time_limit_s']:.0f} s "
+                  f"left {r['left_m']:.1f} m at ({r['end'][0]:.1f}, {r['end'][1]:.1f}); fired {r['events']}; "
+                  f"{' '.join(r['features'])}")
+    print("\nfailure rate by feature (failed / episodes with it):")
+    counts = collections.Counter(t for r in rows for t in r["features"])
+    failed = collections.Counter(t for r in rows if not r["success"] for t in r["features"])
+    for tag, k in sorted(counts.items(), key=lambda kv: (-failed[kv[0]] / kv[1], kv[0])):
+        print(f"  {tag:<26} {failed[tag]:>3} / {k:<3}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--episodes", type=int, default=50)
+    ap.add_argument("--split", default="validation", choices=("train", "validation", "test"))
+    ap.add_argument("--start", type=int, default=0, help="first scenario number of the split")
+    ap.add_argument("--policy", default="expert", help="expert (default), classical, or a policies.load name or checkpoint")
+    args = ap.parse_args()
+    env = TerrainNavEnv(f"procedural-{args.split}")
+    if args.policy == "expert":
+        policy = ExpertController()
+    elif args.policy == "classical":
+        from policies.classical import ClassicalController
+
+        policy = ClassicalController()
+    else:
+        import policies
+
+        policy = policies.load(args.policy)
+    rows, gen_s = [], []
+    for k in range(args.episodes):
+        seed = args.start + k
+        t0 = time.perf_counter()
+        generate(procedural_seed(args.split, seed))  # timed alone (the env caches it)
+        gen_s.append(time.perf_counter() - t0)
+        rows.append(run_episode(env, policy, seed))
+        r = rows[-1]
+        print(f"{r['scenario']:<22} {'ok  ' if r['success'] else 'FAIL'} {r['termination']:<12} "
+              f"t={r['time_s']:.0f}/{r['time_limit_s']:.0f} s spl={r['spl']:.2f}", flush=True)
+    env.close()
+    print()
+    report(rows, np.array(gen_s))
+
+
+if __name__ == "__main__":
+    main()
