@@ -120,7 +120,8 @@ class RandomObstacles:
     min_size_m: float
     max_size_m: float
     keep_clear_m: float = 1.5
-    list_index: int = 0  # its place in the file's `obstacles:` list, for messages
+    # its place in the file's `obstacles:` list, for messages; not a field of the file format
+    list_index: int = field(default=0, metadata={"in_file": False})
 
 
 @dataclass(frozen=True)

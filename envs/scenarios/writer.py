@@ -82,6 +82,8 @@ def _fields(obj: Any, always: tuple[str, ...] = ()) -> dict:
     default (except the names in `always`); nested dataclasses become dicts, empty ones vanish."""
     out = {}
     for f in dataclasses.fields(obj):
+        if not f.metadata.get("in_file", True):  # bookkeeping, not part of the scenario format
+            continue
         v = getattr(obj, f.name)
         default = f.default if f.default is not dataclasses.MISSING else (
             f.default_factory() if f.default_factory is not dataclasses.MISSING else dataclasses.MISSING)
