@@ -111,11 +111,21 @@ def load_policy(path: Union[str, Path]) -> LearnedPolicy:
         net = build_network(config, wiring)
     except ValueError as e:
         raise fail(f"config and wiring do not fit together: {e}") from e
-    expected = net.state_dict()
-    problems = []
     trace = tensors.pop(LIFELONG_TRACE, None)
+    problems = _lifelong_trace_problems(trace, config) if trace is not None else []
+    problems += _tensor_problems(net.state_dict(), tensors)
+    if problems:
+        raise fail("does not match its config (kind " + repr(config.kind) + "): " + "; ".join(problems))
+    net.load_state_dict(tensors, strict=True)
+    policy = LearnedPolicy(net, config)
     if trace is not None:
-        problems += _lifelong_trace_problems(trace, config)
+        policy.lifelong_trace = trace
+    return policy
+
+
+def _tensor_problems(expected: dict[str, torch.Tensor], tensors: dict[str, torch.Tensor]) -> list[str]:
+    """What keeps `tensors` from loading into a network whose state dict is `expected`."""
+    problems = []
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
     if missing:
@@ -130,10 +140,4 @@ def load_policy(path: Union[str, Path]) -> LearnedPolicy:
             problems.append(f"{name} has dtype {got.dtype}, expected {want.dtype}")
         elif not torch.isfinite(got).all():
             problems.append(f"{name} holds non-finite values")
-    if problems:
-        raise fail("does not match its config (kind " + repr(config.kind) + "): " + "; ".join(problems))
-    net.load_state_dict(tensors, strict=True)
-    policy = LearnedPolicy(net, config)
-    if trace is not None:
-        policy.lifelong_trace = trace
-    return policy
+    return problems

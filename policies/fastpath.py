@@ -59,6 +59,7 @@ def _rule_arrays(rule: HebbianRule) -> dict[str, np.ndarray]:
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
+    """A float32 numpy copy of a tensor."""
     return t.detach().cpu().numpy().astype(np.float32, copy=True)
 
 
@@ -192,23 +193,32 @@ class NumpyCfCStep(NumpyStep):
 
     def __init__(self, cell: CfCCell):
         super().__init__(cell)
-        w = cell.wiring
-        n_in, n = w.input_dim, w.units
         maps = _mapping_arrays(cell)
         self._out_w, self._out_b = maps["out_w"], maps["out_b"]
         self._affine_out = cell.output_mapping != "none"
-        k = 0  # modulator rows at the top of P
-        if self.plastic:
-            rule = _rule_arrays(cell.rule)
-            forward, recurrent = cfc_masks(w)
-            per_sample = cell.rule.modulator_kind == "sample"
-            self.trace = NumpyTrace([rule["eta"] * forward, rule["eta"] * recurrent], rule["decay"], cell.rule.h_max, per_sample)
-            k = self.trace.m_copies if per_sample else n  # a per-sample m once per copy the trace wants
-            self._alpha = rule["alpha"]
-            self._delta = np.zeros((n, n), np.float32)  # alpha * trace [pre, post]
+        rule = _rule_arrays(cell.rule) if self.plastic else None
+        k = self._init_trace(cell, rule) if rule is not None else 0  # modulator rows at the top of P
+        self._init_buffers(cell.wiring)
+        self._init_layers(cell, maps, k)
+        if rule is not None:
+            self._init_modulator(rule, k)
 
+    def _init_trace(self, cell: CfCCell, rule: dict[str, np.ndarray]) -> int:
+        """The trace and alpha; returns how many modulator rows P needs."""
+        n = cell.wiring.units
+        forward, recurrent = cfc_masks(cell.wiring)
+        per_sample = cell.rule.modulator_kind == "sample"
+        self.trace = NumpyTrace([rule["eta"] * forward, rule["eta"] * recurrent], rule["decay"], cell.rule.h_max, per_sample)
+        self._alpha = rule["alpha"]
+        self._delta = np.zeros((n, n), np.float32)  # alpha * trace [pre, post]
+        return self.trace.m_copies if per_sample else n  # a per-sample m once per copy the trace wants
+
+    def _init_buffers(self, w) -> None:
+        """buf = [1, x, h, h_old] and its views."""
+        n_in, n = w.input_dim, w.units
         c0 = 1 + n_in  # index of the first h in buf
-        self._buf = np.zeros(c0 + 2 * n, np.float32)  # [1, x, h, h_old]
+        self._c0 = c0
+        self._buf = np.zeros(c0 + 2 * n, np.float32)
         self._buf[0] = 1.0
         self._x = self._buf[1:c0]
         self._h = self._buf[c0:c0 + n]
@@ -217,6 +227,9 @@ class NumpyCfCStep(NumpyStep):
         self._motor = self._h[w.motor_range[0]:]
         self._half = np.full(4, 0.5, np.float32)
 
+    def _init_layers(self, cell: CfCCell, maps: dict[str, np.ndarray], k: int) -> None:
+        """P: every layer's gates as rows over [1, x, h], plus the views each step uses."""
+        n_in, n, c0 = cell.wiring.input_dim, cell.wiring.units, self._c0
         cols = c0 + n
         prod = np.zeros((k + 4 * n, cols), np.float32)  # P
         self._y = np.zeros(k + 4 * n, np.float32)
@@ -258,13 +271,15 @@ class NumpyCfCStep(NumpyStep):
         self._prod = prod
         self._u = np.zeros((n, cols), np.float32)
 
-        if self.plastic:
-            prod[:k, 0] = rule["mod_b"]  # (1,) or (n,): broadcast over the k rows
-            prod[:k, c0:c0 + n] = rule["mod_w"].T
-            self._m = self._y[:k]
-            self._hh_col = self._buf[c0:][:, None]  # [h_new, h_old] as a column
-            self._h_row = self._h[None, :]
-            self._coactivity_out = self.trace.coactivity.reshape(2 * n, n)
+    def _init_modulator(self, rule: dict[str, np.ndarray], k: int) -> None:
+        """The modulator's rows of P and the views of the trace update."""
+        c0, n = self._c0, self._h.size
+        self._prod[:k, 0] = rule["mod_b"]  # (1,) or (n,): broadcast over the k rows
+        self._prod[:k, c0:c0 + n] = rule["mod_w"].T
+        self._m = self._y[:k]
+        self._hh_col = self._buf[c0:][:, None]  # [h_new, h_old] as a column
+        self._h_row = self._h[None, :]
+        self._coactivity_out = self.trace.coactivity.reshape(2 * n, n)
 
     def _set_dt(self, dt: float) -> None:
         np.multiply(self._time_a, dt, self._u)
@@ -319,30 +334,24 @@ class NumpyLTCStep(NumpyStep):
 
     def __init__(self, cell: LTCCell):
         super().__init__(cell)
-        n, n_in = cell.state_size, cell.input_size
         maps = _mapping_arrays(cell)
         self._out_w, self._out_b = maps["out_w"], maps["out_b"]
         self._unfolds = cell.ode_unfolds
         self._eps = cell.epsilon
+        self._init_sensory(cell, maps)
+        self._init_synapses(cell)
+        if self.plastic:
+            self._init_trace(cell)
 
-        def get(t: torch.Tensor) -> np.ndarray:
-            return t.detach().cpu().numpy().astype(np.float32)
-
+    def _init_sensory(self, cell: LTCCell, maps: dict[str, np.ndarray]) -> None:
+        """Sensory synapses: tau_s = tanh([x, 1] @ z_s); sums = [tau_s, 1] @ m_s, once per step."""
+        n, n_in = cell.state_size, cell.input_size
         with torch.no_grad():
-            pre, post = np.nonzero(get(cell.mask))
-            s_pre, s_post = np.nonzero(get(cell.sensory_mask))
-            self._pre, self._post = pre, post
-            n_syn, n_sens = pre.size, s_pre.size
-            sigma, mu = get(cell.sigma)[pre, post], get(cell.mu)[pre, post]
-            self._erev = get(cell.erev)[pre, post]
-            self._w = get(cell.w)[pre, post]
-            self._cm = get(F.softplus(cell.cm))
-            gleak, vleak = get(F.softplus(cell.gleak)), get(cell.vleak)
-            s_sigma, s_mu = get(cell.sensory_sigma)[s_pre, s_post], get(cell.sensory_mu)[s_pre, s_post]
-            s_g = get(F.softplus(cell.sensory_w))[s_pre, s_post]
-            s_erev = get(cell.sensory_erev)[s_pre, s_post]
-
-        # sensory: tau_s = tanh([x, 1] @ z_s); sums = [tau_s, 1] @ m_s, once per step
+            s_pre, s_post = np.nonzero(_np(cell.sensory_mask))
+            s_sigma, s_mu = _np(cell.sensory_sigma)[s_pre, s_post], _np(cell.sensory_mu)[s_pre, s_post]
+            s_g = _np(F.softplus(cell.sensory_w))[s_pre, s_post]
+            s_erev = _np(cell.sensory_erev)[s_pre, s_post]
+        n_sens = s_pre.size
         self._x1 = np.zeros(n_in + 1, np.float32)
         self._x1[-1] = 1.0
         self._x = self._x1[:n_in]
@@ -356,7 +365,18 @@ class NumpyLTCStep(NumpyStep):
         _scatter(self._m_s[:n_sens], s_post, 0.5 * s_g * s_erev, 0.5 * s_g, n)
         self._m_s[n_sens] = self._m_s[:n_sens].sum(0)
 
-        # buf = [tau (synapses), v, 1]
+    def _init_synapses(self, cell: LTCCell) -> None:
+        """buf = [tau (synapses), v, 1], the matrices Z and M, and where g_e/2 [erev_e, 1] go in M."""
+        n = cell.state_size
+        with torch.no_grad():
+            pre, post = np.nonzero(_np(cell.mask))
+            sigma, mu = _np(cell.sigma)[pre, post], _np(cell.mu)[pre, post]
+            self._erev = _np(cell.erev)[pre, post]
+            self._w = _np(cell.w)[pre, post]
+            self._cm = _np(F.softplus(cell.cm))
+            gleak, vleak = _np(F.softplus(cell.gleak)), _np(cell.vleak)
+        self._pre, self._post = pre, post
+        n_syn = pre.size
         self._buf = np.zeros(n_syn + n + 1, np.float32)
         self._tau = self._buf[:n_syn]
         self._v = self._buf[n_syn:n_syn + n]
@@ -375,8 +395,7 @@ class NumpyLTCStep(NumpyStep):
         self._nd = np.zeros(2 * n, np.float32)
         self._num, self._den = self._nd[:n], self._nd[n:]
         self._motor = self._v[cell.wiring.motor_range[0]:]
-        # where g_e/2 * erev_e and g_e/2 go in M (flat indices)
-        rows = np.arange(n_syn)
+        rows = np.arange(n_syn)  # flat indices in M
         self._idx_num = np.ravel_multi_index((rows, post), self._m.shape)
         self._idx_den = np.ravel_multi_index((rows, n + post), self._m.shape)
         self._half_erev = 0.5 * self._erev
@@ -386,19 +405,21 @@ class NumpyLTCStep(NumpyStep):
         self._set_conductances(_softplus(self._w))
         self._const = np.zeros(2 * n, np.float32)
 
-        if self.plastic:
-            rule = _rule_arrays(cell.rule)
-            per_sample = cell.rule.modulator_kind == "sample"
-            # coactivity = (1 + tau) * tanh(v_post) = 2 s * post: eta halved to match
-            self.trace = NumpyTrace([0.5 * rule["eta"][pre, post]], rule["decay"][pre, post], cell.rule.h_max, per_sample)
-            mod = np.vstack([rule["mod_w"], rule["mod_b"][None]])  # [v, 1] @ mod
-            self._mod = np.repeat(mod, self.trace.m_copies, axis=1) if per_sample else mod[:, post]
-            self._mod_out = np.zeros(self._mod.shape[1], np.float32)
-            self._alpha = rule["alpha"][pre, post]
-            self._w_eff = np.zeros(n_syn, np.float32)
-            self._sp = np.zeros(n_syn, np.float32)
-            self._post_act = np.zeros(n, np.float32)
-            self._post_e = np.zeros(n_syn, np.float32)
+    def _init_trace(self, cell: LTCCell) -> None:
+        """The trace on the synapse list, the modulator's matrix and the plastic scratch buffers."""
+        pre, post, n = self._pre, self._post, cell.state_size
+        rule = _rule_arrays(cell.rule)
+        per_sample = cell.rule.modulator_kind == "sample"
+        # coactivity = (1 + tau) * tanh(v_post) = 2 s * post: eta halved to match
+        self.trace = NumpyTrace([0.5 * rule["eta"][pre, post]], rule["decay"][pre, post], cell.rule.h_max, per_sample)
+        mod = np.vstack([rule["mod_w"], rule["mod_b"][None]])  # [v, 1] @ mod
+        self._mod = np.repeat(mod, self.trace.m_copies, axis=1) if per_sample else mod[:, post]
+        self._mod_out = np.zeros(self._mod.shape[1], np.float32)
+        self._alpha = rule["alpha"][pre, post]
+        self._w_eff = np.zeros(pre.size, np.float32)
+        self._sp = np.zeros(pre.size, np.float32)
+        self._post_act = np.zeros(n, np.float32)
+        self._post_e = np.zeros(pre.size, np.float32)
 
     def _set_conductances(self, g: np.ndarray) -> None:
         """Write g_e/2 [erev_e, 1] into M and their sums per neuron into _g_sum (z is scratch)."""
@@ -478,3 +499,4 @@ def _softplus(x: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
     np.log1p(out, out)
     out += np.maximum(x, 0.0)
     return out
+
