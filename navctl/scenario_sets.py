@@ -65,12 +65,15 @@ class ProceduralSet:
     def reset_seed(self, base_seed: int, index: int) -> int:
         """The env seed of episode `index` (see the module docstring)."""
         k = episode_seed(base_seed, self.name, index)
-        if self.split is None:
-            return k
+        return k if self.split is None else self.env_seed(index, k)
+
+    def env_seed(self, index: int, draw: int) -> int:
+        """An env seed that runs scenario `index` of the split, `draw` (any integer >= 0)
+        choosing which of them: index + n * (draw mod 2^32 // n), below 2^32."""
         n = len(self.seeds)
         if not 0 <= index < n:
             raise UsageError(f"{self.name} has {n} scenarios: episode {index} is beyond it")
-        return index + n * (k % (SEED_LIMIT // n))
+        return index + n * (draw % (SEED_LIMIT // n))
 
     def scenario_seed(self, reset_seed: int) -> int:
         """The generator seed the env runs for `reset_seed`."""
