@@ -19,8 +19,8 @@ a file does, and the env takes the generator seed = reset seed mod 2^31.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional, Sequence, Union
 
 from envs import scenarios as scenario_files

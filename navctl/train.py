@@ -1,6 +1,8 @@
 """`navctl train`: imitation of the privileged expert with DAgger, then truncated BPTT.
 
-Round 0: the expert drives `dagger.expert_episodes` randomised episodes of the train split.
+Round 0: the expert drives `dagger.expert_episodes` randomised episodes of the train split
+(with `procedural-train` among the training scenarios, `scenarios.procedural_share` of every
+round's episodes each run a new generated scenario of the procedural train split).
 Rounds 1..R: the student drives, the expert takes over a step with probability beta
 (decaying every round), and every observation is labelled with the expert's action. After
 every round the student is trained on all data so far by truncated backpropagation through
@@ -340,7 +342,8 @@ def model_card(cfg: TrainConfig, config_path: str, state: dict, policy) -> dict[
                     "torch": torch.__version__},
         "num_parameters": policy.num_parameters,
         "validation": {"success_rate": last.get("val_success"), "spl": last.get("val_spl"),
-                       "scenarios": scenario_names(cfg.scenarios.validation),
+                       "scenarios": scenario_names(cfg.scenarios.validation)
+                       + (["procedural-validation"] if has_procedural(cfg.scenarios.validation) else []),
                        "episodes_per_scenario": cfg.scenarios.validation_episodes,
                        "procedural_scenarios": cfg.scenarios.validation_episodes
                        if has_procedural(cfg.scenarios.validation) else 0},

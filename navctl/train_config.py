@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from envs.scenarios import PROCEDURAL_SPLITS
 from envs.scenarios.parse import Invalid, ScenarioError, fields, flag, list_of, load_yaml, number, text
 from navctl.errors import UsageError
 
@@ -122,22 +123,19 @@ def validate_config(data: Any, source: str) -> TrainConfig:
     return cfg
 
 
-# Which procedural sets and generated scenarios each part may use: training only train seeds,
-# validation only validation seeds (test seeds are for reporting; plain "procedural" overlaps them).
-_PART_SPLIT = {"train": "train", "validation": "validation"}
-
-
 def _check_entry(part: str, name: str) -> None:
-    """Raises ValueError (a ScenarioError for a bad file) if `name` has no place in scenarios.<part>."""
+    """Raises ValueError (a ScenarioError for a bad file) if `name` has no place in
+    scenarios.<part> ("train" or "validation"): generated scenarios of a part come from the
+    procedural split of the same name (test seeds are for reporting only, and plain
+    "procedural" draws from every seed)."""
     from envs import scenarios
     from navctl.scenario_sets import generated_seed, load_one, procedural_set
 
-    own = _PART_SPLIT[part]
     found, seed = procedural_set(name), generated_seed(name)
-    if found is not None and found.split != own:
-        raise ValueError(f"{name}: {part} uses procedural-{own} (procedural test scenarios are for reporting only)")
-    if seed is not None and seed not in scenarios.PROCEDURAL_SPLITS[own]:
-        raise ValueError(f"{name}: a {part} scenario must come from the procedural {own} split's seeds")
+    if found is not None and found.split != part:
+        raise ValueError(f"{name}: {part} uses procedural-{part} (procedural test seeds are for reporting only)")
+    if seed is not None and seed not in PROCEDURAL_SPLITS[part]:
+        raise ValueError(f"{name}: a {part} scenario must come from the procedural {part} split's seeds")
     if found is None and name not in scenarios.SPLITS:
         load_one(name)
 
@@ -153,9 +151,9 @@ def _check_scenarios(cfg: TrainConfig, source: str) -> None:
             except ValueError as e:  # UsageError and ScenarioError are ValueErrors too
                 raise UsageError(f"{source}: scenarios.{part}[{i}]: {e}") from None
     total = sum(procedural_episodes(cfg, r) for r in range(1 + cfg.dagger.rounds))
-    if total > len(_train_split()):
+    if total > len(PROCEDURAL_SPLITS["train"]):
         raise UsageError(f"{source}: scenarios: {total} procedural training episodes, more than the "
-                         f"{len(_train_split())} scenarios of the procedural train split")
+                         f"{len(PROCEDURAL_SPLITS['train'])} scenarios of the procedural train split")
 
 
 def load_config(path: str | os.PathLike) -> TrainConfig:
@@ -192,12 +190,6 @@ def has_procedural(entries: tuple[str, ...]) -> bool:
     return any(procedural_set(e) is not None for e in entries)
 
 
-def _train_split() -> range:
-    from envs.scenarios import PROCEDURAL_SPLITS
-
-    return PROCEDURAL_SPLITS["train"]
-
-
 def procedural_episodes(cfg: TrainConfig, round_index: int) -> int:
     """How many of round `round_index`'s collection episodes run procedural train scenarios."""
     count = cfg.dagger.expert_episodes if round_index == 0 else cfg.dagger.episodes_per_round
@@ -212,4 +204,4 @@ def first_procedural_index(cfg: TrainConfig, round_index: int) -> int:
     """The procedural train scenario (index into the split) of round `round_index`'s first
     procedural episode: seed * PROCEDURAL_SEED_STRIDE, plus every earlier round's count."""
     done = sum(procedural_episodes(cfg, r) for r in range(round_index))
-    return (cfg.seed * PROCEDURAL_SEED_STRIDE + done) % len(_train_split())
+    return (cfg.seed * PROCEDURAL_SEED_STRIDE + done) % len(PROCEDURAL_SPLITS["train"])
