@@ -21,7 +21,7 @@ COMMANDS = {
     "run": ("navctl.run", "drive one scenario for a few episodes; print a table, write a run directory"),
     "evaluate": ("navctl.evaluate", "evaluate policies on scenarios; write CSV, JSON, Markdown and plots"),
     "train": ("navctl.train", "train a policy (imitation of the expert, then BPTT)"),
-    "scenarios": ("navctl.scenarios_cli", "list the built-in scenarios, check scenario files, show one as text or a map"),
+    "scenarios": ("navctl.scenarios_cli", "list the built-in scenarios, check scenario files, show one, write generated ones"),
 }
 
 

@@ -12,7 +12,9 @@ result. `Runner` keeps one environment per scenario and one policy per name for 
 a worker process. An episode that raises becomes a row with status "error" and the
 exception's message.
 
-Row columns (`COLUMNS`): times in simulated seconds, lengths in metres, rates in m/s toward
+Row columns (`COLUMNS`): `scenario` is the name the task gave (a procedural set such as
+`procedural-test` for all its episodes), `scenario_seed` the generator seed of the scenario
+the episode ran (empty for a file); times in simulated seconds, lengths in metres, rates in m/s toward
 the goal. `events` is a JSON list with, for every event that fired, its time, position,
 effect, the progress rate before and after it and its recovery time (null = not recovered);
 `progress_curve` is the progress rate on `curve_offsets()` around the first event (JSON,
@@ -25,7 +27,7 @@ import math
 import sys
 import zlib
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 import numpy as np
 
@@ -35,8 +37,11 @@ from navctl.policy_names import PolicyWeights
 from navctl.metrics import aligned_progress, episode_metrics
 from navctl.rollout import Trajectory, rollout
 
+if TYPE_CHECKING:
+    from navctl.scenario_sets import ProceduralSet
+
 COLUMNS = [
-    "policy", "scenario", "episode", "seed", "status", "error",
+    "policy", "scenario", "episode", "seed", "scenario_seed", "status", "error",
     "success", "spl", "soft_spl", "collisions", "time_to_goal_s", "episode_time_s",
     "path_length_m", "shortest_path_m", "final_distance_m", "termination",
     "events_fired", "recovered_events", "mean_recovery_s", "events", "progress_curve",
@@ -62,13 +67,14 @@ class Task:
     """One episode to run.
 
     `policy` is a name for policy_names.make_policy, or, when `weights` is given, the label
-    of that learned policy in the row. With a `teacher` (a policy name, e.g. "expert") the
+    of that learned policy in the row. `scenario` is a scenario, or a procedural set whose
+    env generates the scenario of `seed` (navctl.scenario_sets). With a `teacher` (a policy name, e.g. "expert") the
     episode is a DAgger episode (see navctl.rollout.rollout): the trajectory is kept, with
     the teacher's labels and the observations.
     """
 
     policy: str
-    scenario: Scenario
+    scenario: Union[Scenario, "ProceduralSet"]
     episode: int
     seed: int
     keep_trajectory: bool = False
@@ -127,9 +133,14 @@ def make_row(task: Task, traj: Trajectory) -> dict[str, str]:
                                                       for r in curve[1]])
     row = {k: m[k] for k in COLUMNS if k in m}
     row.update(policy=task.policy, scenario=task.scenario.name, episode=task.episode, seed=task.seed,
-               status="ok", error="", events=json.dumps(events, separators=(",", ":")),
-               progress_curve=curve_json)
+               scenario_seed=traj.scenario_seed, status="ok", error="",
+               events=json.dumps(events, separators=(",", ":")), progress_curve=curve_json)
     return {k: _fmt(row.get(k)) for k in COLUMNS}
+
+
+def _scenario_seed(task: Task) -> Optional[int]:
+    """The generator seed a task's episode runs (None for a fixed scenario)."""
+    return None if isinstance(task.scenario, Scenario) else task.scenario.scenario_seed(task.seed)
 
 
 def error_row(task: Task, exc: BaseException) -> dict[str, str]:
@@ -137,7 +148,7 @@ def error_row(task: Task, exc: BaseException) -> dict[str, str]:
     message = f"{type(exc).__name__}: {exc}".replace("\n", " ")
     row = {k: "" for k in COLUMNS}
     row.update(policy=task.policy, scenario=task.scenario.name, episode=str(task.episode), seed=str(task.seed),
-               status="error", error=message)
+               scenario_seed=_fmt(_scenario_seed(task)), status="error", error=message)
     return row
 
 
@@ -149,6 +160,7 @@ def parse_row(row: dict[str, str]) -> dict[str, Any]:
     for k in ("spl", "soft_spl", "time_to_goal_s", "episode_time_s", "path_length_m", "shortest_path_m",
               "final_distance_m", "mean_recovery_s"):
         out[k] = float(row[k]) if row.get(k) else math.nan
+    out["scenario_seed"] = int(row["scenario_seed"]) if row.get("scenario_seed") else None
     out["success"] = row.get("success") == "1"
     out["events"] = json.loads(row["events"]) if row.get("events") else []
     out["progress_curve"] = (np.array([math.nan if v is None else v for v in json.loads(row["progress_curve"])])
@@ -169,14 +181,15 @@ class Runner:
 
     def __init__(self, render_mode: Optional[str] = None) -> None:
         self.render_mode = render_mode
-        self._envs: dict[Scenario, Any] = {}
+        self._envs: dict[Any, Any] = {}
         self._policies: dict[str, Any] = {}
         self._student: tuple[str, Any] = ("", None)  # (digest, policy): the last policy sent by value
 
-    def _env(self, scenario: Scenario):
+    def _env(self, scenario: Union[Scenario, "ProceduralSet"]):
         if scenario not in self._envs:
             from envs.terrain_nav import TerrainNavEnv
-            self._envs[scenario] = TerrainNavEnv(scenario, render_mode=self.render_mode)
+            given = scenario if isinstance(scenario, Scenario) else scenario.name  # "procedural-test": the env generates
+            self._envs[scenario] = TerrainNavEnv(given, render_mode=self.render_mode)
         return self._envs[scenario]
 
     def _policy(self, name: str):

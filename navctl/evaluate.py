@@ -9,7 +9,8 @@ sorted at the end), summary.json (per policy and scenario: rates and means with 
 bootstrap intervals, plus run metadata), summary.md (a table per scenario), results.png
 (success and SPL by scenario and policy) and adaptation.png (progress rate around the first
 event). Episode seeds depend only on --seed, the scenario name and the episode index, so
-the rows are the same for any --workers and backend. --resume skips the episodes already
+the rows are the same for any --workers and backend; `--scenarios procedural-test` runs the
+test split's scenarios 0..N-1, the same for every --seed (navctl.scenario_sets). --resume skips the episodes already
 in episodes.csv. --gate FILE.yaml checks thresholds (navctl/gate.py) and exits 1 if one fails.
 """
 from __future__ import annotations
@@ -26,14 +27,13 @@ import time
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from envs import scenarios as scenario_files
-from envs.scenarios import Scenario
 from navctl import gate as gates
 from navctl import policy_names
 from navctl.backends import BACKENDS, run_tasks
-from navctl.episode import COLUMNS, EpisodeResult, Task, episode_seed, parse_row
+from navctl.episode import COLUMNS, EpisodeResult, Task, parse_row
 from navctl.errors import UsageError
 from navctl.io import CsvLog, atomic_write_json, atomic_write_text, write_csv
+from navctl.scenario_sets import ProceduralSet, Source, env_seed, resolve
 from navctl.summary import markdown, summarize
 
 EPISODES_CSV = "episodes.csv"
@@ -58,32 +58,30 @@ def parse_policies(spec: str) -> list[str]:
     return names
 
 
-def parse_scenarios(spec: str) -> list[Scenario]:
-    """Comma-separated splits (train, eval), built-in names or YAML paths, loaded and validated."""
-    out: list[Scenario] = []
-    for item in _split(spec):
-        names = scenario_files.names(item) if item in scenario_files.SPLITS else [item]
-        out += [scenario_files.load(name) for name in names]
+def parse_scenarios(spec: str) -> list[Source]:
+    """Comma-separated splits (train, eval), built-in names, YAML files, generated names
+    (procedural-<seed>) and procedural sets (procedural, procedural-train|validation|test),
+    loaded and validated (navctl.scenario_sets)."""
+    out = resolve(_split(spec))
     if not out:
-        raise UsageError("--scenarios: no scenario given (train, eval, a built-in name or a YAML file)")
-    seen: dict[str, str] = {}
-    for sc in out:
-        if sc.name in seen and seen[sc.name] != sc.source:
-            raise UsageError(f"two scenarios are named {sc.name!r} ({seen[sc.name]}, {sc.source}): "
-                             "names must be unique within one evaluation")
-        seen[sc.name] = sc.source
-    return list({sc.name: sc for sc in out}.values())
+        raise UsageError("--scenarios: no scenario given (train, eval, a built-in name, a YAML file, "
+                         "procedural or procedural-train|validation|test)")
+    return out
 
 
-def plan(policies: Sequence[str], scenarios: Sequence[Scenario], episodes: int, seed: int,
+def plan(policies: Sequence[str], scenarios: Sequence[Source], episodes: int, seed: int,
          keep_first_trajectory: bool = False) -> list[Task]:
     """Every (policy, scenario, episode) task in report order; episode i of a scenario has the
-    same seed for every policy."""
+    same seed (and, for a procedural split, the same scenario) for every policy."""
     if episodes < 1:
         raise UsageError(f"--episodes must be >= 1, got {episodes}")
     if seed < 0:
         raise UsageError(f"--seed must be >= 0, got {seed}")
-    return [Task(p, sc, i, episode_seed(seed, sc.name, i), keep_trajectory=keep_first_trajectory and i == 0)
+    for sc in scenarios:
+        if isinstance(sc, ProceduralSet) and episodes > len(sc.seeds):
+            raise UsageError(f"--episodes {episodes}: {sc.name} has only {len(sc.seeds)} scenarios")
+    seeds = {(sc.name, i): env_seed(sc, seed, i) for sc in scenarios for i in range(episodes)}
+    return [Task(p, sc, i, seeds[sc.name, i], keep_trajectory=keep_first_trajectory and i == 0)
             for p in policies for sc in scenarios for i in range(episodes)]
 
 
@@ -202,7 +200,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--policies", required=True,
                         help=f"comma-separated: {', '.join(policy_names.valid_names())}, NAME-frozen, or checkpoint files")
     parser.add_argument("--scenarios", default="eval",
-                        help="comma-separated: eval, train (the built-in splits), built-in names or YAML files (default eval)")
+                        help="comma-separated: eval, train (the built-in splits), built-in names, YAML files, "
+                             "procedural-train|validation|test (episode i: that split's scenario i), procedural "
+                             "(a new generated scenario every episode) (default eval)")
     parser.add_argument("--episodes", type=int, default=20, help="episodes per policy and scenario (default 20)")
     parser.add_argument("--seed", type=int, default=0, help="base seed; episode seeds derive from it (default 0)")
     parser.add_argument("--workers", type=int, default=None, help="parallel episodes (default: all cores)")

@@ -20,7 +20,7 @@ class Trajectory:
     distance to the goal centre in metres.
     """
 
-    scenario: str
+    scenario: str  # the scenario the env ran (for a procedural set, the generated one: procedural-<seed>)
     seed: int
     policy: str
     dt: float
@@ -40,6 +40,7 @@ class Trajectory:
     observations: Optional[np.ndarray] = None  # (T+1, obs_dim) if kept
     labels: Optional[np.ndarray] = None  # (T, 2) the teacher's action at every step, with a teacher
     obstacles: tuple = ()  # the episode's fixed and random obstacles (envs.terrain)
+    scenario_seed: Optional[int] = None  # the generator seed of a generated episode's scenario (info["scenario_seed"])
 
     @property
     def success(self) -> bool:
@@ -136,4 +137,5 @@ class _Recorder:
             observations=None if self.observations is None else np.array(self.observations),
             labels=np.array(self.labels, dtype=np.float32).reshape(-1, 2) if labelled else None,
             obstacles=tuple(base.terrain.obstacles),
+            scenario_seed=info.get("scenario_seed"),
         )

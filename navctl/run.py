@@ -10,7 +10,8 @@ plastic policy the same weights with plasticity off, for NAME-frozen the plastic
 expert the classical controller. Prints a table (success, SPL, time to goal, collisions, the
 events that fired and the recovery after each) and writes OUT (default runs/<timestamp>/):
 summary.json and episodes.csv (as `navctl evaluate` writes them) and trajectory.png (episode
-0 of both drawn over the arena map).
+0 of both drawn over the arena map). `--scenario procedural-test` (or `procedural`) runs a
+generated scenario per episode as `navctl evaluate` does; the table names each one's seed.
 """
 from __future__ import annotations
 
@@ -25,10 +26,11 @@ from typing import Any, Optional, Sequence
 from envs import scenarios as scenario_files
 from envs.scenarios import Scenario
 from navctl import policy_names
-from navctl.episode import EpisodeResult, Runner, Task, episode_seed, parse_row
+from navctl.episode import EpisodeResult, Runner, Task, parse_row
 from navctl.errors import UsageError
 from navctl.evaluate import EPISODES_CSV, SUMMARY_JSON, command_line, execute, plan, run_info, write_summary
 from navctl.io import atomic_path
+from navctl.scenario_sets import Source, env_seed, load_one
 
 DEFAULT_SCENARIO = "right-motor-fade"
 DEFAULT_POLICY = "liquid"
@@ -98,16 +100,22 @@ def _events_text(row: dict[str, Any]) -> str:
 
 
 def table(rows: Sequence[dict[str, Any]]) -> str:
-    """The per-episode table printed at the end of a run (parsed rows)."""
+    """The per-episode table printed at the end of a run (parsed rows); for generated
+    scenarios a column names each episode's scenario seed."""
     w = max([len("policy")] + [len(r["policy"]) for r in rows])
-    header = f"{'policy':<{w}} {'ep':>2} {'success':>7} {'SPL':>5} {'time to goal':>12} {'collisions':>10}  events (recovery)"
+    generated = any(r.get("scenario_seed") is not None for r in rows)
+    seed_w = max([len("scenario seed")] + [len(str(r.get("scenario_seed"))) for r in rows]) if generated else 0
+    seed_col = f" {'scenario seed':>{seed_w}}" if generated else ""
+    header = (f"{'policy':<{w}} {'ep':>2}{seed_col} {'success':>7} {'SPL':>5} {'time to goal':>12} {'collisions':>10}"
+              "  events (recovery)")
     lines = [header, "-" * len(header)]
     for r in rows:
+        first = f"{r['policy']:<{w}} {r['episode']:>2}" + (f" {r.get('scenario_seed')!s:>{seed_w}}" if generated else "")
         if r["status"] != "ok":
-            lines.append(f"{r['policy']:<{w}} {r['episode']:>2}  error: {r['error']}")
+            lines.append(f"{first}  error: {r['error']}")
             continue
         ttg = "-" if math.isnan(r["time_to_goal_s"]) else f"{r['time_to_goal_s']:.1f} s"
-        lines.append(f"{r['policy']:<{w}} {r['episode']:>2} {'yes' if r['success'] else 'no':>7} {r['spl']:>5.2f} "
+        lines.append(f"{first} {'yes' if r['success'] else 'no':>7} {r['spl']:>5.2f} "
                      f"{ttg:>12} {r['collisions']:>10}  {_events_text(r)}")
     return "\n".join(lines)
 
@@ -121,7 +129,7 @@ def _default_out() -> Path:
     return out
 
 
-def write_video(path: Path, scenario: Scenario, policy: str, seed: int) -> Optional[str]:
+def write_video(path: Path, scenario: Source, policy: str, seed: int) -> Optional[str]:
     """Films one episode headless (rgb_array, 320x240) into an .mp4 or .gif (20 frames per
     simulated second; 10 for a gif). Returns None, or the error of an episode that raised."""
     import imageio.v2 as imageio
@@ -147,7 +155,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.description = ("Drive a scenario for a few seeded episodes, print a table and write "
                           "summary.json, episodes.csv and trajectory.png.")
     parser.add_argument("--scenario", default=DEFAULT_SCENARIO,
-                        help=f"built-in name or YAML file (default {DEFAULT_SCENARIO}; built-ins: "
+                        help=f"built-in name, YAML file, procedural-<seed> (one generated scenario), procedural "
+                             f"(a new one every episode) or procedural-train|validation|test (episode i: that "
+                             f"split's scenario i) (default {DEFAULT_SCENARIO}; built-ins: "
                              f"{', '.join(scenario_files.names())})")
     parser.add_argument("--policy", default=None,
                         help=f"{', '.join(policy_names.valid_names())}, or a checkpoint file (default {DEFAULT_POLICY})")
@@ -172,7 +182,7 @@ def main(args: argparse.Namespace) -> int:
     if args.gui and sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         # PyBullet's GUI would end the process without a word
         raise UsageError("--gui needs a display and none is set (DISPLAY); use --video FILE.mp4 to watch a headless run")
-    scenario = scenario_files.load(args.scenario)
+    scenario = load_one(args.scenario)
     policy, twin, note = choose_policies(args.policy, args.no_plasticity)
     if note:
         print(f"navctl run: {note}", file=sys.stderr)
@@ -201,7 +211,7 @@ def main(args: argparse.Namespace) -> int:
     status = 0
     if args.video is not None:
         print(f"filming episode 0 of {policy} into {args.video} ...", file=sys.stderr)
-        error = write_video(args.video, scenario, policy, episode_seed(args.seed, scenario.name, 0))
+        error = write_video(args.video, scenario, policy, env_seed(scenario, args.seed, 0))
         if error:
             print(f"navctl run: no video: the filmed episode failed: {error}", file=sys.stderr)
             status = 1
@@ -211,9 +221,10 @@ def main(args: argparse.Namespace) -> int:
     return status
 
 
-def _draw(path: Path, scenario: Scenario, results: Sequence[EpisodeResult], policy: str, twin: Optional[str],
+def _draw(path: Path, scenario: Source, results: Sequence[EpisodeResult], policy: str, twin: Optional[str],
           note: Optional[str], seed: int) -> bool:
-    """Writes trajectory.png from the kept episode-0 trajectories; False if none finished."""
+    """Writes trajectory.png from the kept episode-0 trajectories (over the scenario episode 0
+    ran: for a procedural set, the one generated for it); False if none finished."""
     from navctl.plots import plot_trajectories
 
     first = {r.row["policy"]: r for r in results if r.trajectory is not None}
@@ -230,6 +241,11 @@ def _draw(path: Path, scenario: Scenario, results: Sequence[EpisodeResult], poli
         panels.append((f"{label}\n{_outcome(parse_row(result.row))}", result.trajectory, result.trajectory.obstacles))
     if not panels:
         return False
-    seed0 = episode_seed(seed, scenario.name, 0)
-    plot_trajectories(scenario, panels, path, title=f"{scenario.name}, episode 0 (env seed {seed0})")
+    seed0 = env_seed(scenario, seed, 0)
+    title = f"{scenario.name}, episode 0 (env seed {seed0})"
+    if not isinstance(scenario, Scenario):
+        generated = panels[0][1].scenario_seed
+        scenario = scenario_files.generate(generated)
+        title = f"{title}: {scenario.name}"
+    plot_trajectories(scenario, panels, path, title=title)
     return True

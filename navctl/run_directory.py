@@ -24,7 +24,7 @@ import numpy as np
 
 from navctl.errors import UsageError
 from navctl.io import atomic_path, atomic_write_json, atomic_write_text
-from navctl.train_config import TrainConfig
+from navctl.train_config import TrainConfig, validate_config
 
 LabelledSequence = tuple[np.ndarray, np.ndarray]  # one episode's observations (T, obs_dim) and labels (T, 2)
 
@@ -43,7 +43,7 @@ class RunDirectory:
             if not resume:
                 raise UsageError(f"{path}: holds a training run already; pass --resume to continue it or choose another --out")
             self.state = json.loads(progress.read_text())
-            if self.state["config_digest"] != digest:
+            if self.state["config_digest"] != digest and not _same_config(self.state["config"], cfg):
                 raise UsageError(f"{path}: was trained with a different config or seed than {config_path}; cannot resume")
         (path / "data").mkdir(parents=True, exist_ok=True)
         self._board = _tensorboard(path)
@@ -58,14 +58,16 @@ class RunDirectory:
 
         return policies.load(self.path / "model.safetensors")
 
-    def load_data(self) -> list[LabelledSequence]:
-        """The labelled episodes of every complete round, in order."""
+    def load_data(self) -> tuple[list[LabelledSequence], list[dict[str, Any]]]:
+        """The labelled episodes of every complete round, in order, and their meta dicts."""
         out: list[LabelledSequence] = []
+        metas: list[dict[str, Any]] = []
         for r in range(self.rounds_done):
             with np.load(self.path / "data" / f"round_{r}.npz", allow_pickle=False) as z:
-                count = len(json.loads(z["meta"].tobytes().decode()))
-                out += [(z[f"obs_{i}"], z[f"act_{i}"]) for i in range(count)]
-        return out
+                meta = json.loads(z["meta"].tobytes().decode())
+                out += [(z[f"obs_{i}"], z[f"act_{i}"]) for i in range(len(meta))]
+                metas += meta
+        return out, metas
 
     def save_data(self, round_index: int, episodes: list[LabelledSequence], meta: list[dict[str, Any]]) -> None:
         """Round `round_index`'s labelled episodes, with a JSON-able meta dict for each."""
@@ -118,6 +120,15 @@ class RunDirectory:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _same_config(stored: dict[str, Any], cfg: TrainConfig) -> bool:
+    """Whether a run's stored config is `cfg` once read with today's defaults (a field added
+    since the run started does not stop it from resuming)."""
+    try:
+        return validate_config(stored, "progress.json") == cfg
+    except UsageError:
+        return False
 
 
 def _tensorboard(out_dir: Path):

@@ -1,8 +1,11 @@
-"""navctl scenarios: list the built-in suite, check scenario files, show one as text or a map.
+"""navctl scenarios: list the built-in suite, check scenario files, show one as text or a map,
+write generated scenarios out as files.
 
     navctl scenarios list [--split train|eval]     # name, split, one-line description
     navctl scenarios check FILE...                 # exit 0, or one line per bad file and exit 2
-    navctl scenarios show NAME|FILE [--out map.png]
+    navctl scenarios show NAME|FILE [--out map.png]   # NAME may be a generated procedural-<seed>
+    navctl scenarios generate --split test [--first I] [--count N] --out DIR   # DIR/procedural-<seed>.yaml
+    navctl scenarios generate --seed S [--count N] --out DIR                     # generator seeds S..S+N-1
 
 `check` prints each bad file's error as the library raises it (`file: field: reason`) on
 stderr, or how many files are valid on stdout. Errors of the command itself (an unknown
@@ -13,18 +16,22 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+
 import numpy as np
 
 from envs import scenarios
 from envs.scenarios import Scenario, ScenarioError
 from navctl.errors import UsageError
+from navctl.io import atomic_write_text
+from navctl.scenario_sets import ProceduralSet, load_one
 from navctl.scenario_text import describe
 
 RANDOM_DRAW_SEED = 0  # the draw of random boxes `show` prints and draws
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    actions = parser.add_subparsers(dest="action", metavar="{list,check,show}", required=True)
+    actions = parser.add_subparsers(dest="action", metavar="{list,check,show,generate}", required=True)
     listing = actions.add_parser("list", help="the built-in scenarios: name, split, description")
     listing.add_argument("--split", choices=scenarios.SPLITS, help="only this split")
     check = actions.add_parser("check", help="validate scenario files; one line per bad file, exit 2 if any")
@@ -32,6 +39,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     show = actions.add_parser("show", help="a scenario as text; with --out its arena map as a PNG")
     show.add_argument("scenario", metavar="NAME|FILE")
     show.add_argument("--out", metavar="MAP.png", help="also draw the arena map into this PNG")
+    generate = actions.add_parser("generate", help="write generated scenarios as YAML files DIR/procedural-<seed>.yaml")
+    generate.add_argument("--split", choices=list(scenarios.PROCEDURAL_SPLITS),
+                          help="scenarios of this procedural split, from number --first on")
+    generate.add_argument("--first", type=int, default=None, help="with --split: the first scenario's index (default 0)")
+    generate.add_argument("--seed", type=int, default=None, help="instead of --split: the first generator seed")
+    generate.add_argument("--count", type=int, default=1, help="how many scenarios (default 1)")
+    generate.add_argument("--out", type=Path, required=True, metavar="DIR", help="directory to write them into")
 
 
 def list_lines(split: str | None) -> list[str]:
@@ -63,8 +77,45 @@ def random_draw(sc: Scenario) -> tuple:
     return drawn.obstacles[len(sc.obstacles):]  # fixed first, then random
 
 
+def generator_seeds(split: str | None, first: int | None, seed: int | None, count: int) -> range:
+    """The generator seeds `generate` writes: `count` scenarios of a split from index `first`,
+    or `count` seeds from `seed`. UsageError names the flag that is wrong."""
+    if count < 1:
+        raise UsageError(f"--count must be >= 1, got {count}")
+    if (split is None) == (seed is None):
+        raise UsageError("give either --split (train, validation, test) or --seed")
+    if seed is not None:
+        if first is not None:
+            raise UsageError("--first goes with --split; with --seed the first scenario is seed S")
+        if seed < 0:
+            raise UsageError(f"--seed must be >= 0, got {seed}")
+        return range(seed, seed + count)
+    first = first or 0
+    seeds = scenarios.PROCEDURAL_SPLITS[split]
+    if first < 0 or first + count > len(seeds):
+        raise UsageError(f"--first {first} --count {count}: the {split} split has scenarios 0..{len(seeds) - 1}")
+    return seeds[first:first + count]
+
+
+def _generate(args: argparse.Namespace) -> int:
+    seeds = generator_seeds(args.split, args.first, args.seed, args.count)
+    out: Path = args.out
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for seed in seeds:
+            atomic_write_text(out / f"procedural-{seed}.yaml", scenarios.dump(scenarios.generate(seed)))
+    except OSError as e:
+        raise UsageError(f"cannot write into {out}: {e.strerror or e}") from None
+    names = f"procedural-{seeds[0]}.yaml" + (f" .. procedural-{seeds[-1]}.yaml" if len(seeds) > 1 else "")
+    print(f"wrote {len(seeds)} scenario file{'s' if len(seeds) > 1 else ''} into {out}: {names}")
+    return 0
+
+
 def _show(args: argparse.Namespace) -> int:
-    sc = scenarios.load(args.scenario)
+    sc = load_one(args.scenario)  # a name, a file or a generated procedural-<seed>
+    if isinstance(sc, ProceduralSet):
+        raise UsageError(f"{sc.name} is a new scenario every episode; show one of them, e.g. procedural-"
+                         f"{sc.seeds[0]}")
     print("\n".join(describe(sc)))
     if args.out:
         from navctl.plots import plot_scenario_map
@@ -89,4 +140,6 @@ def main(args: argparse.Namespace) -> int:
         if not bad:
             print(f"{len(args.files)} scenario file{'s' if len(args.files) > 1 else ''} valid")
         return 2 if bad else 0
+    if args.action == "generate":
+        return _generate(args)
     return _show(args)

@@ -1,6 +1,8 @@
 """`navctl train`: imitation of the privileged expert with DAgger, then truncated BPTT.
 
-Round 0: the expert drives `dagger.expert_episodes` randomised episodes of the train split.
+Round 0: the expert drives `dagger.expert_episodes` randomised episodes of the train split
+(with `procedural-train` among the training scenarios, `scenarios.procedural_share` of every
+round's episodes each run a new generated scenario of the procedural train split).
 Rounds 1..R: the student drives, the expert takes over a step with probability beta
 (decaying every round), and every observation is labelled with the expert's action. After
 every round the student is trained on all data so far by truncated backpropagation through
@@ -31,7 +33,6 @@ from typing import Any, Optional
 
 import numpy as np
 
-from envs import scenarios as scenario_files
 from envs.terrain_nav import TerrainNavEnv
 from navctl.backends import BACKENDS, Executor
 from navctl.episode import Task
@@ -40,7 +41,10 @@ from navctl.metrics import spl
 from navctl.policy_names import PolicyWeights
 from navctl.rollout import Trajectory
 from navctl.run_directory import LabelledSequence, RunDirectory
-from navctl.train_config import Optim, TrainConfig, load_config, scenario_names
+from navctl.scenario_sets import SEED_LIMIT, ProceduralSet, Source, env_seed, load_one
+from navctl.train_config import (
+    Optim, TrainConfig, first_procedural_index, has_procedural, load_config, procedural_episodes, scenario_names,
+)
 
 CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "policies" / "checkpoints"
 CONTROL_DT_S = 1.0 / TerrainNavEnv.control_hz  # s, one control step of the env (and of the policy)
@@ -60,8 +64,9 @@ def train(config_path: str, out: Optional[str] = None, resume: bool = False, see
     torch.set_num_threads(cfg.torch_threads)
     run = RunDirectory(Path(out or f"runs/train-{cfg.name}-seed{cfg.seed}"), cfg, config_path, resume)
     policy = run.load_policy() if run.rounds_done else policies.build({"dt": CONTROL_DT_S, **cfg.policy})
-    data = run.load_data()
-    train_scenarios = [scenario_files.load(name) for name in scenario_names(cfg.scenarios.train)]
+    data, metas = run.load_data()
+    seen = {m["scenario"]: m.get("scenario_seed") is not None for m in metas}  # trained on: name -> drawn by the env
+    train_scenarios = [load_one(name) for name in scenario_names(cfg.scenarios.train)]
     rounds = 1 + cfg.dagger.rounds
     bar = tqdm(range(run.rounds_done, rounds), initial=run.rounds_done, total=rounds, desc=f"train {cfg.name}",
                unit="round", disable=not show_progress, dynamic_ncols=True)
@@ -73,6 +78,7 @@ def train(config_path: str, out: Optional[str] = None, resume: bool = False, see
             new = run_episodes(executor, _collection_tasks(cfg, r, train_scenarios, policy))
             run.save_data(r, [labelled(t) for t in new], [_meta(t) for t in new])
             data += [labelled(t) for t in new]
+            seen.update((t.scenario, t.scenario_seed is not None) for t in new)
             collect_s = clock.lap()
             # 2. Fit the student on all the data so far.
             bar.set_postfix_str(f"round {r}: fitting")
@@ -85,8 +91,7 @@ def train(config_path: str, out: Optional[str] = None, resume: bool = False, see
             bar.set_postfix_str(f"round {r}: validating")
             val = run_episodes(executor, _validation_tasks(cfg, policy))
             validate_s = clock.lap()
-            row = {"round": r, "beta": _beta(cfg, r), "episodes": len(data),
-                   "data_steps": int(sum(len(obs) for obs, _ in data)), "loss": loss,
+            row = {"round": r, "beta": _beta(cfg, r), **_data_counts(data, seen), "loss": loss,
                    "round_success": float(np.mean([t.success for t in new])),
                    "val_success": float(np.mean([t.success for t in val])),
                    "val_spl": float(np.mean([spl(t) for t in val])),
@@ -98,6 +103,13 @@ def train(config_path: str, out: Optional[str] = None, resume: bool = False, see
     card = model_card(cfg, config_path, run.state, policy)
     run.write_card(card, ship_to=CHECKPOINT_DIR if ship else None)
     return card
+
+
+def _data_counts(data: list[LabelledSequence], seen: dict[str, bool]) -> dict[str, int]:
+    """What the student has been trained on so far: episodes, steps (before mirroring),
+    distinct scenarios, and how many of those were generated (procedural)."""
+    return {"episodes": len(data), "data_steps": int(sum(len(obs) for obs, _ in data)),
+            "distinct_scenarios": len(seen), "procedural_scenarios": sum(seen.values())}
 
 
 class _Clock:
@@ -124,29 +136,45 @@ def _beta(cfg: TrainConfig, round_index: int) -> float:
     return cfg.dagger.beta_start * cfg.dagger.beta_decay ** (round_index - 1)
 
 
-def _collection_tasks(cfg: TrainConfig, round_index: int, train: list, policy) -> list[Task]:
+def _collection_tasks(cfg: TrainConfig, round_index: int, train: list[Source], policy) -> list[Task]:
     """Round 0: the expert drives; later rounds: the student, the expert taking over a step
-    with probability beta. The expert labels every step."""
+    with probability beta. The expert labels every step. The round's built-in episodes cycle
+    over `train`; its procedural ones (train_config.procedural_episodes) run the next unused
+    scenarios of the procedural train split."""
     count = cfg.dagger.expert_episodes if round_index == 0 else cfg.dagger.episodes_per_round
+    procedural = procedural_episodes(cfg, round_index)
     rng = np.random.default_rng([cfg.seed, round_index])
     student = None if round_index == 0 else PolicyWeights.of(policy, cfg.policy)
     max_steps = int(cfg.dagger.max_episode_s * TerrainNavEnv.control_hz) or None
-    tasks = []
-    for i in range(count):
-        seed = int(rng.integers(0, VALIDATION_SEED_OFFSET))
-        tasks.append(Task("expert" if student is None else "student", train[i % len(train)], i, seed,
-                          weights=student, teacher="expert", takeover=_beta(cfg, round_index),
-                          coin_seed=int(rng.integers(0, 2**31)), max_steps=max_steps))
+
+    def task(scenario: Source, episode: int, seed: int) -> Task:
+        return Task("expert" if student is None else "student", scenario, episode, seed,
+                    weights=student, teacher="expert", takeover=_beta(cfg, round_index),
+                    coin_seed=int(rng.integers(0, 2**31)), max_steps=max_steps)
+
+    tasks = [task(train[i % len(train)], i, int(rng.integers(0, VALIDATION_SEED_OFFSET)))
+             for i in range(count - procedural)]
+    split, first = ProceduralSet("train"), first_procedural_index(cfg, round_index)
+    for j in range(procedural):
+        index = (first + j) % len(split.seeds)
+        tasks.append(task(split, index, split.env_seed(index, int(rng.integers(0, SEED_LIMIT)))))
     return tasks
 
 
 def _validation_tasks(cfg: TrainConfig, policy) -> list[Task]:
-    """The student alone on every validation scenario, seeds disjoint from the training seeds."""
+    """The student alone on every validation scenario, seeds disjoint from the training seeds;
+    on procedural-validation, its scenarios 0..validation_episodes-1 with the env seeds
+    `navctl evaluate --scenarios procedural-validation --seed 0` gives them."""
     student = PolicyWeights.of(policy, cfg.policy)
     names = scenario_names(cfg.scenarios.validation)
-    return [Task("student", scenario_files.load(name), i, VALIDATION_SEED_OFFSET + 1000 * k + i,
-                 keep_trajectory=True, weights=student)
-            for i, name in enumerate(names) for k in range(cfg.scenarios.validation_episodes)]
+    tasks = [Task("student", load_one(name), i, VALIDATION_SEED_OFFSET + 1000 * k + i, keep_trajectory=True,
+                  weights=student)
+             for i, name in enumerate(names) for k in range(cfg.scenarios.validation_episodes)]
+    if has_procedural(cfg.scenarios.validation):
+        split = ProceduralSet("validation")
+        tasks += [Task("student", split, i, env_seed(split, 0, i), keep_trajectory=True, weights=student)
+                  for i in range(cfg.scenarios.validation_episodes)]
+    return tasks
 
 
 def run_episodes(executor: Executor, tasks: list[Task]) -> list[Trajectory]:
@@ -166,8 +194,8 @@ def labelled(traj: Trajectory) -> LabelledSequence:
 
 
 def _meta(traj: Trajectory) -> dict[str, Any]:
-    return {"scenario": traj.scenario, "seed": traj.seed, "success": traj.success, "spl": spl(traj),
-            "termination": str(traj.termination)}
+    return {"scenario": traj.scenario, "scenario_seed": traj.scenario_seed, "seed": traj.seed,
+            "success": traj.success, "spl": spl(traj), "termination": str(traj.termination)}
 
 
 # --- observation mirroring (left <-> right), doubling the data and covering both sides ------
@@ -306,14 +334,19 @@ def model_card(cfg: TrainConfig, config_path: str, state: dict, policy) -> dict[
         "git_commit": _git_commit(),
         "data_steps": state["data_steps"],
         "episodes": last.get("episodes", 0),
+        "distinct_scenarios": last.get("distinct_scenarios", 0),  # trained on; generated ones counted apart below
+        "procedural_scenarios": last.get("procedural_scenarios", 0),
         "training_wall_time_s": round(state["wall_time_s"], 1),
         "time_s": {k[:-2]: round(sum(r.get(k, 0.0) for r in state["rounds"]), 1) for k in phases},
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": sys.version.split()[0],
                     "torch": torch.__version__},
         "num_parameters": policy.num_parameters,
         "validation": {"success_rate": last.get("val_success"), "spl": last.get("val_spl"),
-                       "scenarios": scenario_names(cfg.scenarios.validation),
-                       "episodes_per_scenario": cfg.scenarios.validation_episodes},
+                       "scenarios": scenario_names(cfg.scenarios.validation)
+                       + (["procedural-validation"] if has_procedural(cfg.scenarios.validation) else []),
+                       "episodes_per_scenario": cfg.scenarios.validation_episodes,
+                       "procedural_scenarios": cfg.scenarios.validation_episodes
+                       if has_procedural(cfg.scenarios.validation) else 0},
         "rounds": state["rounds"],
         "command": f"navctl train --config {config_path} --seed {cfg.seed}",
     }

@@ -13,15 +13,30 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from envs.scenarios import PROCEDURAL_SPLITS
 from envs.scenarios.parse import Invalid, ScenarioError, fields, flag, list_of, load_yaml, number, text
 from navctl.errors import UsageError
 
 
+PROCEDURAL_SEED_STRIDE = 100_000  # training seed s starts at procedural train scenario s * this (mod the split size)
+
+
 @dataclass(frozen=True)
 class Scenarios:
-    train: tuple[str, ...] = ("train",)  # scenario names or files, or "train" / "eval" for a whole split
-    validation: tuple[str, ...] = ("train",)  # the same, run on seeds disjoint from the training seeds
-    validation_episodes: int = 1  # per validation scenario
+    # Built-in names, files, "train" / "eval" for a whole built-in split; and "procedural-train":
+    # a new generated scenario of the procedural train split for every procedural episode, never
+    # repeated within a run (round 0 takes train scenarios s*100000, s*100000+1, ... for seed s,
+    # every later round the next ones).
+    train: tuple[str, ...] = ("train",)
+    # Built-ins as above, run on seeds disjoint from the training seeds; and/or
+    # "procedural-validation": its scenarios 0..validation_episodes-1, each once, on the env
+    # seeds of `navctl evaluate --scenarios procedural-validation --seed 0` (the same every round).
+    validation: tuple[str, ...] = ("train",)
+    validation_episodes: int = 1  # per built-in validation scenario; for procedural-validation: how many of its scenarios
+    # With both built-in and procedural-train entries in `train`: the share of every round's
+    # episodes (dagger.expert_episodes, dagger.episodes_per_round) that run procedural scenarios,
+    # rounded to whole episodes; the others cycle over the built-ins. With only one kind, all.
+    procedural_share: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -77,7 +92,8 @@ _READ = fields(TrainConfig, {
     "name": text(),
     "seed": _COUNT,
     "policy": _mapping,
-    "scenarios": fields(Scenarios, {"train": _names, "validation": _names, "validation_episodes": _COUNT}),
+    "scenarios": fields(Scenarios, {"train": _names, "validation": _names, "validation_episodes": _COUNT,
+                                    "procedural_share": number(ge=0, le=1)}),
     "dagger": fields(Dagger, {
         "expert_episodes": _COUNT, "rounds": _COUNT, "episodes_per_round": _COUNT,
         "beta_start": number(ge=0, le=1), "beta_decay": _RATE, "mirror": flag, "max_episode_s": _RATE}),
@@ -107,17 +123,37 @@ def validate_config(data: Any, source: str) -> TrainConfig:
     return cfg
 
 
-def _check_scenarios(cfg: TrainConfig, source: str) -> None:
+def _check_entry(part: str, name: str) -> None:
+    """Raises ValueError (a ScenarioError for a bad file) if `name` has no place in
+    scenarios.<part> ("train" or "validation"): generated scenarios of a part come from the
+    procedural split of the same name (test seeds are for reporting only, and plain
+    "procedural" draws from every seed)."""
     from envs import scenarios
+    from navctl.scenario_sets import generated_seed, load_one, procedural_set
 
+    found, seed = procedural_set(name), generated_seed(name)
+    if found is not None and found.split != part:
+        raise ValueError(f"{name}: {part} uses procedural-{part} (procedural test seeds are for reporting only)")
+    if seed is not None and seed not in PROCEDURAL_SPLITS[part]:
+        raise ValueError(f"{name}: a {part} scenario must come from the procedural {part} split's seeds")
+    if found is None and name not in scenarios.SPLITS:
+        load_one(name)
+
+
+def _check_scenarios(cfg: TrainConfig, source: str) -> None:
     for part in ("train", "validation"):
-        for i, name in enumerate(getattr(cfg.scenarios, part)):
-            if name in scenarios.SPLITS:
-                continue
+        entries = getattr(cfg.scenarios, part)
+        if not entries:
+            raise UsageError(f"{source}: scenarios.{part}: names no scenario")
+        for i, name in enumerate(entries):
             try:
-                scenarios.load(name)
-            except scenarios.ScenarioError as e:
+                _check_entry(part, name)
+            except ValueError as e:  # UsageError and ScenarioError are ValueErrors too
                 raise UsageError(f"{source}: scenarios.{part}[{i}]: {e}") from None
+    total = sum(procedural_episodes(cfg, r) for r in range(1 + cfg.dagger.rounds))
+    if total > len(PROCEDURAL_SPLITS["train"]):
+        raise UsageError(f"{source}: scenarios: {total} procedural training episodes, more than the "
+                         f"{len(PROCEDURAL_SPLITS['train'])} scenarios of the procedural train split")
 
 
 def load_config(path: str | os.PathLike) -> TrainConfig:
@@ -134,12 +170,38 @@ def load_config(path: str | os.PathLike) -> TrainConfig:
 
 
 def scenario_names(entries: tuple[str, ...]) -> list[str]:
-    """Expands split names ("train", "eval") into scenario names, keeping order, no repeats."""
+    """The fixed scenarios of `entries`: split names ("train", "eval") expanded into scenario
+    names, keeping order, no repeats; procedural sets (procedural-train, ...) left out."""
     from envs import scenarios
+    from navctl.scenario_sets import procedural_set
 
     out: list[str] = []
     for entry in entries:
         for name in scenarios.names(entry) if entry in scenarios.SPLITS else [entry]:
-            if name not in out:
+            if name not in out and procedural_set(name) is None:
                 out.append(name)
     return out
+
+
+def has_procedural(entries: tuple[str, ...]) -> bool:
+    """Whether `entries` name a procedural set (procedural-train, procedural-validation)."""
+    from navctl.scenario_sets import procedural_set
+
+    return any(procedural_set(e) is not None for e in entries)
+
+
+def procedural_episodes(cfg: TrainConfig, round_index: int) -> int:
+    """How many of round `round_index`'s collection episodes run procedural train scenarios."""
+    count = cfg.dagger.expert_episodes if round_index == 0 else cfg.dagger.episodes_per_round
+    if not has_procedural(cfg.scenarios.train):
+        return 0
+    if not scenario_names(cfg.scenarios.train):
+        return count
+    return int(cfg.scenarios.procedural_share * count + 0.5)
+
+
+def first_procedural_index(cfg: TrainConfig, round_index: int) -> int:
+    """The procedural train scenario (index into the split) of round `round_index`'s first
+    procedural episode: seed * PROCEDURAL_SEED_STRIDE, plus every earlier round's count."""
+    done = sum(procedural_episodes(cfg, r) for r in range(round_index))
+    return (cfg.seed * PROCEDURAL_SEED_STRIDE + done) % len(PROCEDURAL_SPLITS["train"])

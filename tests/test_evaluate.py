@@ -223,3 +223,38 @@ def test_gate_files_are_validated(tmp_path, monkeypatch, text, message):
     with pytest.raises(UsageError) as e:
         gate.load_gate("gate.yaml")
     assert str(e.value).startswith(message)
+
+
+def test_a_procedural_split_runs_the_same_scenarios_for_every_seed_worker_count_and_resume(tmp_path, short, capsys):
+    def run(name: str, seed: str, workers: str, *extra: str) -> list[dict[str, str]]:
+        assert main(["evaluate", "--policies", "classical", "--scenarios", f"procedural-test,{short}", "--episodes", "2",
+                     "--seed", seed, "--workers", workers, "--out", str(tmp_path / name), *extra]) == 0
+        return rows(tmp_path / name)
+
+    a, b = run("a", "3", "1"), run("b", "4", "2")
+    for table in (a, b):  # episode i runs test scenario i, whatever the seed
+        assert [(r["scenario"], r["scenario_seed"]) for r in table] == [
+            ("procedural-test", "2000000"), ("procedural-test", "2000001"), ("short", ""), ("short", "")]
+        assert all(r["status"] == "ok" and int(r["seed"]) % 10_000 == int(r["episode"]) for r in table[:2])
+    assert a[0]["seed"] != b[0]["seed"]  # ... while --seed still changes the episode's randomize draws
+    summary = json.loads((tmp_path / "a" / "summary.json").read_text())
+    assert [(r["scenario"], r["episodes"]) for r in summary["results"]] == [("procedural-test", 2), ("short", 2)]
+    assert "## procedural-test" in (tmp_path / "a" / "summary.md").read_text()
+
+    run("c", "3", "2")  # two workers: the same bytes
+    assert (tmp_path / "a" / "episodes.csv").read_bytes() == (tmp_path / "c" / "episodes.csv").read_bytes()
+    lines = (tmp_path / "a" / "episodes.csv").read_text().splitlines(keepends=True)
+    (tmp_path / "a" / "episodes.csv").write_text("".join(lines[:2]) + lines[2][:40])  # killed mid-row
+    capsys.readouterr()
+    run("a", "3", "1", "--resume")
+    assert "(3 episodes run, 1 resumed" in capsys.readouterr().out
+    assert (tmp_path / "a" / "episodes.csv").read_bytes() == (tmp_path / "c" / "episodes.csv").read_bytes()
+
+
+def test_too_many_episodes_for_a_split_and_unknown_procedural_names_are_usage_errors(tmp_path, capsys):
+    assert evaluate(tmp_path / "x", "procedural-validation", episodes=10_001) == 2
+    assert "error: --episodes 10001: procedural-validation has only 10000 scenarios" in capsys.readouterr().err
+    assert evaluate(tmp_path / "x", "procedural-tst") == 2
+    assert "error: procedural-tst: unknown procedural name (use procedural, procedural-train, " \
+           "procedural-validation, procedural-test or procedural-<seed>)" in capsys.readouterr().err
+    assert not (tmp_path / "x" / "episodes.csv").exists()

@@ -131,3 +131,21 @@ def test_gui_runs_on_a_virtual_display(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "GUI in real time" in proc.stdout and (tmp_path / "run" / "trajectory.png").exists()
+
+
+def test_a_procedural_split_runs_its_scenarios_and_the_table_names_them(tmp_path, capsys):
+    from navctl.cli import main
+
+    out = tmp_path / "run"
+    assert main(["run", "--scenario", "procedural-test", "--policy", "classical", "--episodes", "2", "--workers", "1",
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("procedural-test: the procedural test split")
+    lines = printed.splitlines()
+    header = next(line for line in lines if line.startswith("policy "))
+    assert "scenario seed" in header
+    rows = [line.split() for line in lines if line.startswith("classical ")]
+    assert [row[1:3] for row in rows] == [["0", "2000000"], ["1", "2000001"]]
+    assert (out / "trajectory.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with open(out / "episodes.csv", newline="") as f:
+        assert [r["scenario_seed"] for r in csv.DictReader(f)] == ["2000000", "2000001"]

@@ -87,7 +87,7 @@ def test_no_action_is_an_error(capsys) -> None:
     status, _, err = run(capsys, "show")
     assert status == 2 and "required: NAME|FILE" in err
     status, _, err = run(capsys, "frobnicate")
-    assert status == 2 and err.startswith("navctl scenarios: error: argument {list,check,show}: invalid choice")
+    assert status == 2 and err.startswith("navctl scenarios: error: argument {list,check,show,generate}: invalid choice")
 
 
 def _png(path: Path) -> np.ndarray:
@@ -134,3 +134,49 @@ def test_command_line_exit_status_without_traceback(tmp_path: Path) -> None:
                           text=True, cwd=REPO, timeout=120)
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr == f"{bad}: line 2: duplicate key 'version'\n"
+
+
+def test_generate_writes_split_scenarios_that_check_load_and_run(capsys, tmp_path) -> None:
+    import gymnasium as gym
+
+    import envs  # noqa: F401 - registers the env
+    from envs.scenarios import generate
+
+    status, out, err = run(capsys, "generate", "--split", "validation", "--first", "2", "--count", "2",
+                           "--out", str(tmp_path / "gen"))
+    assert status == 0 and not err, err
+    files = sorted((tmp_path / "gen").iterdir())
+    assert [f.name for f in files] == ["procedural-1000002.yaml", "procedural-1000003.yaml"]
+    assert "wrote 2 scenario files" in out
+    status, out, err = run(capsys, "check", *map(str, files))
+    assert status == 0 and out == "2 scenario files valid\n"
+    assert load(str(files[0])).arena == generate(1_000_002).arena and load(str(files[0])).events == generate(1_000_002).events
+    env = gym.make("navctl/TerrainNav-v0", scenario=str(files[1]))
+    try:
+        _, info = env.reset(seed=0)
+        assert info["scenario"] == "procedural-1000003" and info["scenario_seed"] is None  # a file, as written
+    finally:
+        env.close()
+    status, _, _ = run(capsys, "generate", "--seed", "5", "--out", str(tmp_path / "gen"))
+    assert status == 0 and (tmp_path / "gen" / "procedural-5.yaml").exists()
+    assert not [p for p in (tmp_path / "gen").iterdir() if p.name.startswith(".")]  # no temp files left
+
+
+@pytest.mark.parametrize("argv, message", [
+    ([], "give either --split (train, validation, test) or --seed"),
+    (["--split", "test", "--seed", "3"], "give either --split"),
+    (["--seed", "3", "--first", "1"], "--first goes with --split"),
+    (["--split", "test", "--first", "9999", "--count", "2"], "the test split has scenarios 0..9999"),
+    (["--split", "test", "--count", "0"], "--count must be >= 1, got 0"),
+])
+def test_generate_bad_flags_are_one_line_errors(capsys, tmp_path, argv, message) -> None:
+    status, out, err = run(capsys, "generate", *argv, "--out", str(tmp_path / "gen"))
+    assert status == 2 and not out and err.startswith("navctl scenarios: error: ") and message in err
+    assert not (tmp_path / "gen").exists()
+
+
+def test_show_a_generated_scenario_by_name(capsys) -> None:
+    status, out, err = run(capsys, "show", "procedural-2000000")
+    assert status == 0 and out.startswith("procedural-2000000 (no split): Generated from seed 2000000")
+    status, out, err = run(capsys, "show", "procedural-test")
+    assert status == 2 and "show one of them, e.g. procedural-2000000" in err

@@ -167,6 +167,22 @@ def test_tiny_training_learns_and_beats_the_untrained_policy(tmp_path):
     assert card["time_s"]["fit"] == pytest.approx(sum(r["fit_s"] for r in rounds), abs=0.1)
 
 
+def kill_after_first_round(config: Path, out: Path) -> int:
+    """Starts `navctl train` in a process, SIGKILLs it once its first round is on disk;
+    returns the rounds it had completed."""
+    cmd = [sys.executable, "-m", "navctl", "train", "--config", str(config), "--out", str(out), "--no-progress"]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        progress = out / "progress.json"
+        if progress.exists() and json.loads(progress.read_text())["rounds_done"] >= 1:
+            break
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return json.loads((out / "progress.json").read_text())["rounds_done"]
+
+
 @pytest.mark.slow
 def test_resume_after_sigkill_gives_the_same_weights(tmp_path):
     config = write_config(tmp_path, dict(TINY, dagger=dict(TINY["dagger"], rounds=2)))
@@ -174,17 +190,7 @@ def test_resume_after_sigkill_gives_the_same_weights(tmp_path):
     train(str(config), out=str(full), show_progress=False)
 
     killed = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "navctl", "train", "--config", str(config), "--out", str(killed), "--no-progress"]
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while time.time() < deadline:  # kill it once the first round is on disk
-        progress = killed / "progress.json"
-        if progress.exists() and json.loads(progress.read_text())["rounds_done"] >= 1:
-            break
-        time.sleep(0.2)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert json.loads((killed / "progress.json").read_text())["rounds_done"] < 3
+    assert kill_after_first_round(config, killed) < 3
     train(str(config), out=str(killed), resume=True, show_progress=False)
     a, b = weights(full / "model.safetensors"), weights(killed / "model.safetensors")
     assert a.keys() == b.keys()
@@ -210,3 +216,96 @@ def test_collection_on_ray_gives_the_same_data_and_weights_as_local_processes(tm
     a, b = weights(tmp_path / "local" / "model.safetensors"), weights(tmp_path / "ray" / "model.safetensors")
     for k in a:
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+PROCEDURAL = dict(  # a built-in-style file and procedural training, validated on procedural validation scenarios
+    TINY, name="tiny-procedural",
+    scenarios={"train": ["short", "procedural-train"], "validation": ["procedural-validation"],
+               "validation_episodes": 2, "procedural_share": 0.5},
+    dagger={"expert_episodes": 4, "rounds": 1, "episodes_per_round": 2, "beta_start": 0.5, "max_episode_s": 5.0},
+    optim={"epochs": 2, "batch_episodes": 4, "chunk_steps": 40, "lr": 0.005})
+
+
+def round_meta(run: Path, r: int) -> list[dict]:
+    with np.load(run / "data" / f"round_{r}.npz") as z:
+        return json.loads(z["meta"].tobytes().decode())
+
+
+@pytest.mark.slow
+def test_training_on_procedural_scenarios_end_to_end_and_resume_after_sigkill(tmp_path):
+    from envs.scenarios import PROCEDURAL_SPLITS
+    from navctl.evaluate import plan
+    from navctl.scenario_sets import ProceduralSet
+    from navctl.train import _validation_tasks
+
+    config = write_config(tmp_path, PROCEDURAL)
+    full = tmp_path / "full"
+    card = train(str(config), out=str(full), show_progress=False)
+    # half of every round's episodes on the short file, half on new procedural train scenarios
+    # (seed 3 starts at train scenario 300000), never one twice
+    metas = [round_meta(full, r) for r in (0, 1)]
+    assert [[m["scenario_seed"] for m in ms] for ms in metas] == [[None, None, 300_000, 300_001], [None, 300_002]]
+    assert all(m["scenario"] == f"procedural-{m['scenario_seed']}" for ms in metas for m in ms if m["scenario_seed"])
+    assert [(r["distinct_scenarios"], r["procedural_scenarios"]) for r in card["rounds"]] == [(3, 2), (4, 3)]
+    assert card["distinct_scenarios"] == 4 and card["data_steps"] == card["rounds"][-1]["data_steps"] > 0
+    assert "distinct_scenarios" in (full / "metrics.csv").read_text().splitlines()[0]
+    # validation: procedural validation scenarios 0 and 1, on the env seeds `navctl evaluate --seed 0` uses
+    import policies
+
+    tasks = _validation_tasks(load_config(config), policies.build(TINY["policy"]))
+    assert [t.scenario.scenario_seed(t.seed) for t in tasks] == list(PROCEDURAL_SPLITS["validation"][:2])
+    assert [t.seed for t in tasks] == [t.seed for t in plan(["x"], [ProceduralSet("validation")], 2, 0)]
+    assert card["validation"]["procedural_scenarios"] == 2 and 0 <= card["validation"]["success_rate"] <= 1
+
+    killed = tmp_path / "killed"
+    assert kill_after_first_round(config, killed) == 1
+    resumed = train(str(config), out=str(killed), resume=True, show_progress=False)
+    assert round_meta(killed, 1) == metas[1] and resumed["distinct_scenarios"] == 4
+    a, b = weights(full / "model.safetensors"), weights(killed / "model.safetensors")
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+@pytest.mark.parametrize("scenarios, message", [
+    ({"train": ["procedural-test"]}, r"scenarios.train\[0\]: procedural-test: train uses procedural-train"),
+    ({"train": ["short", "procedural"]}, r"scenarios.train\[1\]: procedural: train uses procedural-train"),
+    ({"validation": ["procedural-train"]}, r"scenarios.validation\[0\]: procedural-train: validation uses "
+                                           r"procedural-validation"),
+    ({"train": ["procedural-2000004"]}, r"scenarios.train\[0\]: procedural-2000004: a train scenario must come "
+                                        r"from the procedural train split's seeds"),
+    ({"train": []}, r"scenarios.train: names no scenario"),
+    ({"train": ["procedural-train"], "procedural_share": 1.5}, r"scenarios.procedural_share: must be"),
+])
+def test_procedural_entries_stay_in_their_part(tmp_path, scenarios, message):
+    bad = dict(TINY, scenarios=dict(TINY["scenarios"], **scenarios))
+    with pytest.raises(UsageError, match=r"tiny.yaml: " + message):
+        load_config(write_config(tmp_path, bad))
+
+
+def test_procedural_share_splits_every_round_and_seeds_never_repeat(tmp_path):
+    from navctl.train_config import first_procedural_index, procedural_episodes
+
+    cfg = load_config(write_config(tmp_path, dict(PROCEDURAL, dagger=dict(PROCEDURAL["dagger"], rounds=3))))
+    assert [procedural_episodes(cfg, r) for r in range(4)] == [2, 1, 1, 1]
+    assert [first_procedural_index(cfg, r) for r in range(4)] == [300_000, 300_002, 300_003, 300_004]
+    only = load_config(write_config(tmp_path, dict(PROCEDURAL, scenarios=dict(PROCEDURAL["scenarios"],
+                                                                              train=["procedural-train"]))))
+    assert [procedural_episodes(only, r) for r in range(2)] == [4, 2]  # no built-in: every episode
+    assert [procedural_episodes(load_config(write_config(tmp_path, TINY)), r) for r in range(2)] == [0, 0]
+
+
+def test_a_run_started_before_a_config_field_existed_still_resumes(tmp_path):
+    from navctl.run_directory import RunDirectory
+
+    config = write_config(tmp_path, TINY)
+    cfg = load_config(config)
+    with RunDirectory(tmp_path / "run", cfg, str(config), resume=False) as run:
+        state = dict(run.state, config=json.loads(json.dumps(run.state["config"])), config_digest="older")
+    del state["config"]["scenarios"]["procedural_share"]  # as a run from before the field wrote it
+    (tmp_path / "run" / "progress.json").write_text(json.dumps(state))
+    with RunDirectory(tmp_path / "run", cfg, str(config), resume=True) as run:
+        assert run.rounds_done == 0
+    state["config"]["seed"] = 4
+    (tmp_path / "run" / "progress.json").write_text(json.dumps(state))
+    with pytest.raises(UsageError, match="different config or seed"):
+        RunDirectory(tmp_path / "run", cfg, str(config), resume=True)
