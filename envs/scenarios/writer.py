@@ -136,9 +136,7 @@ def dump_tree(sc: Scenario) -> dict:
     tree["goal"] = _fields(sc.goal, always=("radius_m",))
     obstacles = [_obstacle(ob) for ob in sc.obstacles]
     if sc.random_obstacles is not None:
-        random = _fields(sc.random_obstacles)
-        random.pop("list_index", None)  # where the entry stood in its file: not a field of the format
-        obstacles.append({"random": random})
+        obstacles.append({"random": _fields(sc.random_obstacles)})
     for key, items in (("surfaces", [_surface(s) for s in sc.surfaces]), ("obstacles", obstacles),
                        ("events", [_event(e) for e in sc.events])):
         if items:
