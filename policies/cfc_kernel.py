@@ -9,7 +9,7 @@ falls back to the eager path.
 
 Arrays are contiguous, the batch the last axis: a layer's trace block is (pre, post, batch)
 row-major, pre (pre, batch), post and plastic (post, batch), the per-synapse parameters
-(pre, post). The modulation m is (post, batch) per neuron or (1, batch) per sample
+(pre, post); no two arrays overlap (`restrict`). The modulation m is (post, batch) per neuron or (1, batch) per sample
 (`per_neuron` = 0). Loops over the batch reassociate their sums (vectorised), so results
 differ from torch's in the last bits, but every run of the same library gives the same bits.
 """
@@ -29,26 +29,26 @@ import torch
 
 _TEMPLATE = Template(r"""
 /* plastic[j] = sum_i alpha_ij trace_ij pre_i */
-void fwd_plastic_$S(long P, long N, long B, const $R *alpha, const $R *trace, const $R *pre, $R *plastic) {
+void fwd_plastic_$S(long P, long N, long B, const $R *restrict alpha, const $R *restrict trace, const $R *restrict pre, $R *restrict plastic) {
     for (long k = 0; k < N * B; k++) plastic[k] = 0;
     for (long i = 0; i < P; i++)
         for (long j = 0; j < N; j++) {
-            const $R a = alpha[i * N + j], *tr = trace + (i * N + j) * B, *p = pre + i * B;
-            $R *out = plastic + j * B;
+            const $R a = alpha[i * N + j], *restrict tr = trace + (i * N + j) * B, *restrict p = pre + i * B;
+            $R *restrict out = plastic + j * B;
             for (long b = 0; b < B; b++) out[b] += a * tr[b] * p[b];
         }
 }
 
 /* trace_new = clamp(trace + m (eta pre post - decay trace), -hm, hm) */
-void fwd_trace_$S(long P, long N, long B, const $R *trace, const $R *pre, const $R *post, const $R *m,
-                  long per_neuron, const $R *eta, const $R *decay, double hm, $R *trace_new) {
+void fwd_trace_$S(long P, long N, long B, const $R *restrict trace, const $R *restrict pre, const $R *restrict post, const $R *restrict m,
+                  long per_neuron, const $R *restrict eta, const $R *restrict decay, double hm, $R *restrict trace_new) {
     const $R lo = ($R)-hm, hi = ($R)hm;
     for (long i = 0; i < P; i++)
         for (long j = 0; j < N; j++) {
             const long ij = i * N + j;
-            const $R e = eta[ij], dc = decay[ij], *tr = trace + ij * B, *p = pre + i * B, *q = post + j * B;
-            const $R *mm = m + (per_neuron ? j * B : 0);
-            $R *out = trace_new + ij * B;
+            const $R e = eta[ij], dc = decay[ij], *restrict tr = trace + ij * B, *restrict p = pre + i * B, *restrict q = post + j * B;
+            const $R *restrict mm = m + (per_neuron ? j * B : 0);
+            $R *restrict out = trace_new + ij * B;
             for (long b = 0; b < B; b++) {
                 const $R u = tr[b] + mm[b] * (e * (p[b] * q[b]) - dc * tr[b]);
                 out[b] = u < lo ? lo : (u > hi ? hi : u);
@@ -59,16 +59,16 @@ void fwd_trace_$S(long P, long N, long B, const $R *trace, const $R *pre, const 
 /* Back through the trace update (clamp, modulation, coactivity, decay) from g_in = dL/dtrace_new:
    writes g_out = dL/dtrace (without the plastic input's part); adds into g_m, g_post, g_pre
    (batch rows) and acc_eta, acc_decay (per synapse, summed over the batch). */
-void bwd_trace_$S(long P, long N, long B, const $R *trace, const $R *pre, const $R *post, const $R *m,
-                  long per_neuron, const $R *eta, const $R *decay, double hm, const $R *g_in, $R *g_out,
-                  $R *g_m, $R *acc_eta, $R *acc_decay, $R *g_post, $R *g_pre) {
+void bwd_trace_$S(long P, long N, long B, const $R *restrict trace, const $R *restrict pre, const $R *restrict post, const $R *restrict m,
+                  long per_neuron, const $R *restrict eta, const $R *restrict decay, double hm, const $R *restrict g_in, $R *restrict g_out,
+                  $R *restrict g_m, $R *restrict acc_eta, $R *restrict acc_decay, $R *restrict g_post, $R *restrict g_pre) {
     const $R lo = ($R)-hm, hi = ($R)hm;
     for (long i = 0; i < P; i++)
         for (long j = 0; j < N; j++) {
             const long ij = i * N + j;
-            const $R e = eta[ij], dc = decay[ij], *tr = trace + ij * B, *p = pre + i * B, *q = post + j * B;
-            const $R *mm = m + (per_neuron ? j * B : 0), *gi = g_in + ij * B;
-            $R *gm = g_m + (per_neuron ? j * B : 0), *gq = g_post + j * B, *gp = g_pre + i * B, *go = g_out + ij * B;
+            const $R e = eta[ij], dc = decay[ij], *restrict tr = trace + ij * B, *restrict p = pre + i * B, *restrict q = post + j * B;
+            const $R *restrict mm = m + (per_neuron ? j * B : 0), *restrict gi = g_in + ij * B;
+            $R *restrict gm = g_m + (per_neuron ? j * B : 0), *restrict gq = g_post + j * B, *restrict gp = g_pre + i * B, *restrict go = g_out + ij * B;
             $R se = 0, sd = 0;
             for (long b = 0; b < B; b++) {
                 const $R c = p[b] * q[b], d = e * c - dc * tr[b], u = tr[b] + mm[b] * d;
@@ -88,13 +88,13 @@ void bwd_trace_$S(long P, long N, long B, const $R *trace, const $R *pre, const 
 
 /* Back through plastic[j] = sum_i alpha_ij trace_ij pre_i from g_plastic: adds into g_trace,
    g_pre and acc_alpha (per synapse, summed over the batch). */
-void bwd_plastic_$S(long P, long N, long B, const $R *trace, const $R *pre, const $R *g_plastic, const $R *alpha,
-                    $R *g_trace, $R *acc_alpha, $R *g_pre) {
+void bwd_plastic_$S(long P, long N, long B, const $R *restrict trace, const $R *restrict pre, const $R *restrict g_plastic, const $R *restrict alpha,
+                    $R *restrict g_trace, $R *restrict acc_alpha, $R *restrict g_pre) {
     for (long i = 0; i < P; i++)
         for (long j = 0; j < N; j++) {
             const long ij = i * N + j;
-            const $R a = alpha[ij], *tr = trace + ij * B, *p = pre + i * B, *g = g_plastic + j * B;
-            $R *gt = g_trace + ij * B, *gp = g_pre + i * B, sa = 0;
+            const $R a = alpha[ij], *restrict tr = trace + ij * B, *restrict p = pre + i * B, *restrict g = g_plastic + j * B;
+            $R *restrict gt = g_trace + ij * B, *restrict gp = g_pre + i * B, sa = 0;
             for (long b = 0; b < B; b++) {
                 const $R gdelta = p[b] * g[b];
                 sa += gdelta * tr[b];
