@@ -184,6 +184,10 @@ class _Kernels:
         """Address of row `offset` of step t of a contiguous (steps, rows, batch) stack."""
         return stack.data_ptr() + (t * stack.shape[1] + offset) * self.batch * self.es
 
+    def _at(self, rows: torch.Tensor, offset: int) -> int:
+        """Address of row `offset` of a contiguous (rows, batch) tensor."""
+        return rows.data_ptr() + offset * self.batch * self.es
+
     def _m(self, buf: _Buffers, t: int, s: int) -> int:
         return self._row(buf.m, t, s if self.per_neuron else 0)
 
@@ -207,19 +211,18 @@ class _Kernels:
         """Back through step t from dL/dtrace_{t+1} (g_tr) and dL/dh_{t+1} (g_new): writes dL/dtrace_t
         into g_next, fills g_gates, adds into acc (alpha, eta, decay) and g_old; returns dL/dm (K, batch)."""
         g_m = torch.zeros_like(buf.at["m"][t])
-        es, (a_acc, e_acc, d_acc) = self.es, (x.data_ptr() for x in acc)
+        es, (a_acc, e_acc, d_acc), g_m_row = self.es, (x.data_ptr() for x in acc), self.per_neuron
         for l in reversed(range(len(self.layout.layers))):
             s, e, src, o = self.layout.layers[l]
             pre, post, g_pre = buf.layer["pre"][l][t], buf.layer["post"][l][t], self.g_pre[l].zero_()
             trace = self._row(buf.trace, t, o)
             self.fns["bwd_trace"](e - src, e - s, self.batch, trace, pre.data_ptr(), post.data_ptr(),
                                   self._m(buf, t, s), self.per_neuron, self.eta + o * es, self.decay + o * es, h_max,
-                                  self._row(g_tr.unsqueeze(0), 0, o), self._row(g_next.unsqueeze(0), 0, o),
-                                  self._row(g_m.unsqueeze(0), 0, s if self.per_neuron else 0), e_acc + o * es,
+                                  self._at(g_tr, o), self._at(g_next, o), self._at(g_m, s * g_m_row), e_acc + o * es,
                                   d_acc + o * es, g_new[s:e].data_ptr(), g_pre.data_ptr())
             g_plastic = _gates_backward(g_new[s:e], buf.layer["f"][l][t], buf.layer["gate"][l][t], dt, g_gates[l])
             self.fns["bwd_plastic"](e - src, e - s, self.batch, trace, pre.data_ptr(), g_plastic.data_ptr(),
-                                    self.alpha + o * es, self._row(g_next.unsqueeze(0), 0, o), a_acc + o * es,
+                                    self.alpha + o * es, self._at(g_next, o), a_acc + o * es,
                                     g_pre.data_ptr())
             _add_pre_grad(self.layout, l, g_pre.addmm_(weights[l], g_gates[l]), g_new, g_old)
         return g_m
