@@ -221,6 +221,7 @@ class _Kernels:
                                   self._at(g_tr, o), self._at(g_next, o), self._at(g_m, s * g_m_row), e_acc + o * es,
                                   d_acc + o * es, g_new[s:e].data_ptr(), g_pre.data_ptr())
             g_plastic = _gates_backward(g_new[s:e], buf.layer["f"][l][t], buf.layer["gate"][l][t], dt, g_gates[l])
+            g_plastic = g_plastic.contiguous()  # strided like g_gates[0] in the first layer
             self.fns["bwd_plastic"](e - src, e - s, self.batch, trace, pre.data_ptr(), g_plastic.data_ptr(),
                                     self.alpha + o * es, self._at(g_next, o), a_acc + o * es,
                                     g_pre.data_ptr())
@@ -295,12 +296,15 @@ class PlasticCfCSequence(torch.autograd.Function):
         g_h = buf.h.new_zeros(layout.units, batch)
         g_tr = (g_trace.clone(memory_format=torch.contiguous_format) if g_trace is not None  # often transposed
                 else buf.trace.new_zeros(layout.size, batch))
-        g_hseq = g_hseq if g_hseq is not None else buf.h.new_zeros(steps, layout.units, batch)
+        # autograd hands g_hseq over transposed; one copy beats a strided read every step
+        g_hseq = g_hseq.contiguous() if g_hseq is not None else buf.h.new_zeros(steps, layout.units, batch)
         # rule gradients: per synapse and sample (eager), or already summed over the batch (kernels)
         acc_shape = (layout.size, 1) if kern is not None else tuple(g_tr.shape)
         acc = [_POOL.take(acc_shape, g_tr).zero_() for _ in range(3)]  # alpha, eta, decay
         scratch = _POOL.take(tuple(g_tr.shape), g_tr)  # dL/du (eager) or the next dL/dtrace (kernels)
         g_gates_stack = [buf.h.new_empty(steps, 4 * (e - s), batch) for s, e, _, _ in layout.layers]
+        # the first layer's goes back to the caller's (batch, steps, gates) input product: in that layout
+        g_gates_stack[0] = buf.h.new_empty(batch, steps, 4 * (layout.layers[0][1] - layout.layers[0][0])).permute(1, 2, 0)
         g_gates = [g.unbind(0) for g in g_gates_stack]
         g_mod = torch.empty_like(buf.m)
         g_hseq_at, g_mod_at, dt_at, mod_w_t = g_hseq.unbind(0), g_mod.unbind(0), dt.unsqueeze(1).unbind(0), mod_w.t()
@@ -317,14 +321,20 @@ class PlasticCfCSequence(torch.autograd.Function):
             m = buf.at["m"][t]
             torch.mul(g_m, 1.0 - m * m, out=g_mod_at[t])  # through the modulator's tanh
             g_h = g_old.addmm_(mod_w_t, g_mod_at[t])
-        grads_w = [torch.einsum("tpb,tgb->pg", buf.pre[l], g_gates_stack[l]) for l in range(n_layers)]
+        grads_w = [_sum_over_steps(buf.pre[l], g_gates_stack[l]) for l in range(n_layers)]
         rest = [g for l in range(1, n_layers) for g in (grads_w[l], g_gates_stack[l].sum((0, 2)))]
-        grads = (None, None, g_gates_stack[0], None, g_h, g_tr.clone(), torch.einsum("tkb,tnb->kn", g_mod, buf.h[:-1]),
+        grads = (None, None, g_gates_stack[0], None, g_h, g_tr.clone(), _sum_over_steps(g_mod, buf.h[:-1]),
                  g_mod.sum((0, 2)), acc[0].sum(1, keepdim=True), acc[1].sum(1, keepdim=True),
                  -acc[2].sum(1, keepdim=True), grads_w[0], *rest)
         buf.release()
         _POOL.give(*acc, scratch, g_tr)
         return grads
+
+
+def _sum_over_steps(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """sum over t and batch of a[t] b[t]^T for a (T, p, batch), b (T, g, batch): (p, g).
+    One batched product per step, no copy (an einsum would transpose both stacks first)."""
+    return torch.bmm(a, b.transpose(1, 2)).sum(0)
 
 
 class _EagerStep:
