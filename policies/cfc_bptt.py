@@ -14,6 +14,10 @@ compares every gradient with that reference path. What makes it fast:
 - the first layer's input projection is one matrix product for all T steps (done by the
   caller, so autograd carries its weights), and weight gradients are one product per
   layer over all steps; per-synapse rule gradients are summed over the batch once.
+- the trace update, the plastic input and their gradients run as four C loops
+  (policies/cfc_kernel.py, `_Kernels`) when a C compiler is there: two passes over the
+  traces per step forward and two backward instead of ~30 eager passes. Without one (or
+  with NAVCTL_EAGER=1) the same math runs as eager torch ops; a test keeps the two equal.
 
 The caller gives the rule's parameters already gathered onto the blocks (alpha * mask,
 eta * mask, sigmoid(decay_logit)) and the masked layer weights; autograd carries their
