@@ -5,7 +5,8 @@ backward (BPTT through the neuron states and the plastic traces) and an Adam ste
 one thread. Throughput = samples / s = batch * T / (seconds per training step).
 
     ours   the shipped policy configs (configs/liquid.yaml: plastic CfC, NCP of 32 neurons,
-           one modulator per neuron, alpha_init 0.5; configs/liquid-ltc.yaml: plastic LTC),
+           one modulator per neuron, alpha_init 0.5, its trace loops in C when a compiler is
+           there, see policies/cfc_kernel.py; configs/liquid-ltc.yaml: plastic LTC),
            untrained, trained through `LearnedPolicy.train_forward(obs, dt, state)`, the
            entry point navctl/train.py uses (per-sample dt of (batch, T), 0.05 s).
     ncps   ncps.torch's CfC / LTC with an AutoNCP wiring of the same neuron count and
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -30,6 +32,7 @@ import yaml
 
 torch.set_num_threads(1)
 
+from policies.cfc_kernel import kernels  # noqa: E402
 from policies.learned import build_policy  # noqa: E402
 from policy_step import measure  # noqa: E402  (benchmarks/ is on the path when run as a script)
 
@@ -86,8 +89,11 @@ def main() -> None:
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args()
 
+    started = time.perf_counter()
+    loops = "C kernels" if kernels(torch.float32) is not None else "eager torch (no C compiler or NAVCTL_EAGER=1)"
     print(f"# train step benchmark: {platform.processor() or platform.machine()}, torch {torch.__version__} "
-          f"(1 thread), T = {T}, load {os.getloadavg()[0]:.2f}")
+          f"(1 thread), T = {T}, load {os.getloadavg()[0]:.2f}; plastic CfC trace loops: {loops} "
+          f"(ready in {time.perf_counter() - started:.2f} s)")
     rows = []
     for batch in (int(b) for b in args.batches.split(",")):
         torch.manual_seed(0)

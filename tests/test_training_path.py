@@ -2,12 +2,17 @@
 LTC on its synapse list) against the reference path (`cell.stepwise`, one `forward` per
 step): same actions, same final state, same gradient for every parameter, on a batch of
 sequences of different lengths with a different dt per sample and step, continuing from
-the state a previous chunk left (as truncated BPTT in navctl/train.py does)."""
+the state a previous chunk left (as truncated BPTT in navctl/train.py does). The plastic
+CfC's trace loops run in C when a compiler is there (policies/cfc_kernel.py); the eager
+torch path they replace is tested against them and as the fallback without a compiler."""
 from __future__ import annotations
+
+import shutil
 
 import pytest
 import torch
 
+from policies import cfc_kernel
 from policies.learned import build_policy
 
 CASES = [
@@ -98,3 +103,43 @@ def test_fast_path_in_float32_and_deterministic(kind):
         y, _ = policy.net.cell.stepwise(policy.net.normalize(obs), dt / policy.net.time_unit,
                                         policy.net.initial_state(obs.shape[0]))
     torch.testing.assert_close(a1, torch.tanh(y), atol=1e-5, rtol=0)
+
+
+def shipped_rule_chunk():
+    """The shipped rule (float64, strengthened) and a chunk continuing from a previous one."""
+    net = make_net("liquid", {"modulator": "neuron", "alpha_init": 0.5}, True)
+    obs, dt, _, _ = chunk_data()
+    with torch.no_grad():
+        _, state = net.cell.stepwise(net.normalize(obs), dt / net.time_unit, net.initial_state(obs.shape[0]))
+    return net, (*chunk_data(seed=1), state)
+
+
+def assert_same_run(got, want, atol: float) -> None:
+    torch.testing.assert_close(got[0], want[0], atol=atol, rtol=0)
+    for a, b in zip(got[1], want[1]):
+        torch.testing.assert_close(a, b, atol=atol, rtol=0)
+    assert got[2].keys() == want[2].keys()
+    for name in want[2]:
+        torch.testing.assert_close(got[2][name], want[2][name], atol=1e-5, rtol=0, msg=name)
+
+
+def test_c_trace_kernels_and_the_eager_path_agree(monkeypatch):
+    """policies/cfc_kernel.py's loops (used when a C compiler is there) and the eager torch path."""
+    if shutil.which("cc") is None and shutil.which("gcc") is None:
+        pytest.skip("no C compiler: only the eager path exists here")
+    assert cfc_kernel.kernels(torch.float64) is not None
+    net, chunk = shipped_rule_chunk()
+    with_kernels = run(net, True, *chunk)
+    monkeypatch.setenv("NAVCTL_EAGER", "1")
+    assert cfc_kernel.kernels(torch.float64) is None
+    assert_same_run(with_kernels, run(net, True, *chunk), atol=1e-9)
+
+
+def test_without_a_c_compiler_training_falls_back_to_the_eager_path(monkeypatch):
+    monkeypatch.setattr(cfc_kernel, "_LIB", [])  # not built yet in this process
+    monkeypatch.setenv("CC", "/nonexistent/cc")
+    net, chunk = shipped_rule_chunk()
+    with pytest.warns(UserWarning, match="using the eager path"):
+        fast = run(net, True, *chunk)
+    assert cfc_kernel.kernels(torch.float64) is None
+    assert_same_run(fast, run(net, False, *chunk), atol=1e-9)
