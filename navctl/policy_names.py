@@ -86,17 +86,35 @@ def check_name(name: str) -> None:
     raise UsageError(f"unknown policy {name!r} ({_describe_valid()})")
 
 
-def classical_controller() -> Policy:
-    """The classical controller, told the robot's observation layout, control period, lidar
-    range and action scale by envs."""
+def classical_robot():  # noqa: ANN201 - a policies.classical.Robot
+    """What the classical controller knows of the robot, from envs: the observation layout,
+    control period, lidar range and action scale."""
     from envs.robot import V_MAX, W_MAX
     from envs.sensors import LIDAR_RANGE_M, OBS_LAYOUT
     from envs.terrain_nav import TerrainNavEnv
-    from policies.classical import ClassicalController, Robot
+    from policies.classical import Robot
 
-    robot = Robot(obs_layout=dict(OBS_LAYOUT), control_dt_s=1.0 / TerrainNavEnv.control_hz,
-                  lidar_range_m=LIDAR_RANGE_M, v_max=V_MAX, w_max=W_MAX)
-    return ClassicalController(robot)
+    return Robot(obs_layout=dict(OBS_LAYOUT), control_dt_s=1.0 / TerrainNavEnv.control_hz,
+                 lidar_range_m=LIDAR_RANGE_M, v_max=V_MAX, w_max=W_MAX)
+
+
+def classical_controller() -> Policy:
+    """The classical controller, told what it knows of the robot by envs."""
+    from policies.classical import ClassicalController
+
+    return ClassicalController(classical_robot())
+
+
+def with_base(config: dict[str, Any]) -> dict[str, Any]:
+    """A learned policy's config with `base: classical` (a network that corrects the classical
+    controller) replaced by the classical controller's robot description, which is what
+    policies.build needs and the checkpoint stores. Other configs pass unchanged."""
+    base = config.get("base")
+    if base is None or isinstance(base, dict):
+        return config
+    if base != "classical":
+        raise ValueError(f"base must be 'classical' (the controller a network can correct), got {base!r}")
+    return {**config, "base": classical_robot().to_dict()}
 
 
 def _load(name: str) -> Policy:

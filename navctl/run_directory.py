@@ -2,7 +2,9 @@
 
     progress.json        the config, its digest, the rounds done and their metrics (written
                          last in a round: a round counts once this is on disk)
-    model.safetensors    the policy after the last complete round
+    model.safetensors    the policy after the last complete round (the next round trains on)
+    best.safetensors     the policy of the round with the best validation success (SPL breaks
+                         ties; the earlier round wins a full tie): the run's result, shipped
     data/round_K.npz     round K's labelled episodes: obs_I (T, obs_dim), act_I (T, 2) and meta
     metrics.csv          one row per round; tensorboard/ too when tensorboard is installed
     model_card.json      written at the end
@@ -78,12 +80,22 @@ class RunDirectory:
         with atomic_path(self.path / "data" / f"round_{round_index}.npz") as tmp:  # the temp name keeps .npz
             np.savez(tmp, **arrays)
 
+    @property
+    def best_row(self) -> Optional[dict[str, Any]]:
+        """The metrics row of the round chosen on validation so far, or None before round 0 ends."""
+        best = self.state.get("best_round")
+        return None if best is None else self.state["rounds"][best]
+
     def finish_round(self, row: dict[str, Any], policy) -> None:
         """Saves the policy, then the round's metrics row (progress.json last)."""
         from policies.checkpoint import save_policy  # torch: imported only when a run saves
 
         with atomic_path(self.path / "model.safetensors") as tmp:
             save_policy(policy, tmp)
+        if _better(row, self.best_row):
+            with atomic_path(self.path / "best.safetensors") as tmp:
+                save_policy(policy, tmp)
+            self.state["best_round"] = row["round"]
         self.state["rounds"].append(row)
         self.state["rounds_done"] = row["round"] + 1
         self.state["wall_time_s"] += row["seconds"]
@@ -101,13 +113,14 @@ class RunDirectory:
             self._board.flush()
 
     def write_card(self, card: dict[str, Any], ship_to: Optional[Path] = None) -> None:
-        """model_card.json; with `ship_to`, the checkpoint and card are copied there as NAME.*."""
+        """model_card.json; with `ship_to`, the chosen round's checkpoint (best.safetensors)
+        and the card are copied there as NAME.*."""
         atomic_write_json(self.path / "model_card.json", card)
         if ship_to is None:
             return
         ship_to.mkdir(parents=True, exist_ok=True)
         with atomic_path(ship_to / f"{card['name']}.safetensors") as tmp:
-            shutil.copyfile(self.path / "model.safetensors", tmp)
+            shutil.copyfile(self.path / "best.safetensors", tmp)
         atomic_write_json(ship_to / f"{card['name']}.json", card)
 
     def close(self) -> None:
@@ -120,6 +133,11 @@ class RunDirectory:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _better(row: dict[str, Any], best: Optional[dict[str, Any]]) -> bool:
+    """True when `row` validates better than `best`: higher success, then higher SPL."""
+    return best is None or (row["val_success"], row["val_spl"]) > (best["val_success"], best["val_spl"])
 
 
 def _same_config(stored: dict[str, Any], cfg: TrainConfig) -> bool:

@@ -65,6 +65,7 @@ def train(config_path: str, out: Optional[str] = None, resume: bool = False, see
     run = RunDirectory(Path(out or f"runs/train-{cfg.name}-seed{cfg.seed}"), cfg, config_path, resume)
     policy = run.load_policy() if run.rounds_done else policies.build({"dt": CONTROL_DT_S, **cfg.policy})
     data, metas = run.load_data()
+    sequences = training_sequences(policy, data, cfg.dagger.mirror)  # what fit() trains on
     seen = {m["scenario"]: m.get("scenario_seed") is not None for m in metas}  # trained on: name -> drawn by the env
     train_scenarios = [load_one(name) for name in scenario_names(cfg.scenarios.train)]
     rounds = 1 + cfg.dagger.rounds
@@ -78,14 +79,15 @@ def train(config_path: str, out: Optional[str] = None, resume: bool = False, see
             new = run_episodes(executor, _collection_tasks(cfg, r, train_scenarios, policy))
             run.save_data(r, [labelled(t) for t in new], [_meta(t) for t in new])
             data += [labelled(t) for t in new]
+            sequences += training_sequences(policy, [labelled(t) for t in new], cfg.dagger.mirror)
             seen.update((t.scenario, t.scenario_seed is not None) for t in new)
             collect_s = clock.lap()
             # 2. Fit the student on all the data so far.
             bar.set_postfix_str(f"round {r}: fitting")
             torch.set_num_threads(cfg.torch_threads)  # an episode run in this process set it to one
             if r == 0:
-                set_normalization(policy, data, cfg.dagger.mirror)
-            loss = fit(policy, data, cfg.optim, cfg.dagger.mirror, seed=cfg.seed * 1000 + r, progress=bar)
+                set_normalization(policy, sequences)
+            loss = fit(policy, sequences, cfg.optim, seed=cfg.seed * 1000 + r, progress=bar)
             fit_s = clock.lap()
             # 3. Validate in closed loop.
             bar.set_postfix_str(f"round {r}: validating")
@@ -225,8 +227,13 @@ def mirror(obs: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 
 # --- the training step ---------------------------------------------------------------------
-def _sequences(episodes: list[LabelledSequence], mirrored: bool) -> list[LabelledSequence]:
-    return episodes + [mirror(obs, labels) for obs, labels in episodes] if mirrored else list(episodes)
+def training_sequences(policy, episodes: list[LabelledSequence], mirrored: bool) -> list[LabelledSequence]:
+    """The episodes as the network trains on them: its inputs (policy.network_inputs: the
+    observations, with the base controller's actions when it has one) and the labels; each
+    episode followed by its mirror image when `mirrored`."""
+    views = [(obs, labels) for episode in episodes
+             for obs, labels in ([episode, mirror(*episode)] if mirrored else [episode])]
+    return [(policy.network_inputs(obs), labels) for obs, labels in views]
 
 
 def _batches(lengths: list[int], size: int, rng: np.random.Generator) -> list[list[int]]:
@@ -275,13 +282,13 @@ def _fit_batch(policy, opt, batch: tuple[np.ndarray, np.ndarray, np.ndarray], op
     return total, count
 
 
-def fit(policy, episodes: list[LabelledSequence], optim: Optim, mirrored: bool, seed: int, progress=None) -> float:
-    """Trains `policy` on all episodes by truncated BPTT; returns the last epoch's mean loss."""
+def fit(policy, seqs: list[LabelledSequence], optim: Optim, seed: int, progress=None) -> float:
+    """Trains `policy` on all sequences (training_sequences) by truncated BPTT; returns the
+    last epoch's mean loss."""
     import torch
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    seqs = _sequences(episodes, mirrored)
     opt = torch.optim.Adam(policy.net.parameters(), lr=optim.lr)
     policy.net.train()
     epoch_loss = math.nan
@@ -301,11 +308,11 @@ def fit(policy, episodes: list[LabelledSequence], optim: Optim, mirrored: bool, 
     return epoch_loss
 
 
-def set_normalization(policy, episodes: list[LabelledSequence], mirrored: bool) -> None:
-    """Observation mean and std from data (std floored so constant inputs stay finite)."""
+def set_normalization(policy, seqs: list[LabelledSequence]) -> None:
+    """Input mean and std from the training sequences (std floored so constant inputs stay finite)."""
     import torch
 
-    obs = np.concatenate([s[0] for s in _sequences(episodes, mirrored)])
+    obs = np.concatenate([s[0] for s in seqs])
     with torch.no_grad():
         policy.net.obs_mean.copy_(torch.from_numpy(obs.mean(0)))
         policy.net.obs_std.copy_(torch.from_numpy(np.maximum(obs.std(0), 1e-2)))
@@ -324,7 +331,8 @@ def _git_commit() -> Optional[str]:
 def model_card(cfg: TrainConfig, config_path: str, state: dict, policy) -> dict[str, Any]:
     import torch
 
-    last = state["rounds"][-1] if state["rounds"] else {}
+    # the shipped checkpoint is the round chosen on validation (run_directory: best.safetensors)
+    chosen = state["rounds"][state["best_round"]] if state.get("best_round") is not None else {}
     phases = ("collect_s", "fit_s", "validate_s")
     return {
         "name": cfg.name,
@@ -332,16 +340,17 @@ def model_card(cfg: TrainConfig, config_path: str, state: dict, policy) -> dict[
         "config": cfg.as_dict(),
         "seed": cfg.seed,
         "git_commit": _git_commit(),
-        "data_steps": state["data_steps"],
-        "episodes": last.get("episodes", 0),
-        "distinct_scenarios": last.get("distinct_scenarios", 0),  # trained on; generated ones counted apart below
-        "procedural_scenarios": last.get("procedural_scenarios", 0),
-        "training_wall_time_s": round(state["wall_time_s"], 1),
+        "chosen_round": state.get("best_round"),  # the round whose checkpoint this card describes
+        "data_steps": chosen.get("data_steps", 0),
+        "episodes": chosen.get("episodes", 0),
+        "distinct_scenarios": chosen.get("distinct_scenarios", 0),  # trained on; generated ones counted apart below
+        "procedural_scenarios": chosen.get("procedural_scenarios", 0),
+        "training_wall_time_s": round(state["wall_time_s"], 1),  # all rounds, the ones after the chosen one too
         "time_s": {k[:-2]: round(sum(r.get(k, 0.0) for r in state["rounds"]), 1) for k in phases},
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": sys.version.split()[0],
                     "torch": torch.__version__},
         "num_parameters": policy.num_parameters,
-        "validation": {"success_rate": last.get("val_success"), "spl": last.get("val_spl"),
+        "validation": {"success_rate": chosen.get("val_success"), "spl": chosen.get("val_spl"),
                        "scenarios": scenario_names(cfg.scenarios.validation)
                        + (["procedural-validation"] if has_procedural(cfg.scenarios.validation) else []),
                        "episodes_per_scenario": cfg.scenarios.validation_episodes,

@@ -116,7 +116,9 @@ def validate_config(data: Any, source: str) -> TrainConfig:
         raise UsageError(f"{source}: optim.lr_min: must be in (0, lr], got {cfg.optim.lr_min}")
     try:
         import policies
+        from navctl.policy_names import with_base
 
+        cfg = dataclasses.replace(cfg, policy=with_base(cfg.policy))
         policies.build(cfg.policy)
     except (ValueError, TypeError, KeyError) as e:
         raise UsageError(f"{source}: policy: {e}") from None

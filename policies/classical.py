@@ -33,6 +33,27 @@ class Robot:
     v_max: float  # m/s forward speed at action[0] = 1
     w_max: float  # rad/s yaw rate at action[1] = 1
 
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able copy (slices as [start, stop]), as a checkpoint stores it."""
+        return {"obs_layout": {k: [s.start, s.stop] for k, s in self.obs_layout.items()},
+                "control_dt_s": self.control_dt_s, "lidar_range_m": self.lidar_range_m,
+                "v_max": self.v_max, "w_max": self.w_max}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Robot":
+        """The inverse of `to_dict`; ValueError naming what is missing or malformed."""
+        try:
+            layout = {str(k): slice(int(v[0]), int(v[1])) for k, v in data["obs_layout"].items()}
+            robot = cls(layout, float(data["control_dt_s"]), float(data["lidar_range_m"]),
+                        float(data["v_max"]), float(data["w_max"]))
+        except (KeyError, TypeError, IndexError, ValueError, AttributeError) as e:
+            raise ValueError(f"base robot description is malformed ({type(e).__name__}: {e}); "
+                             f"expected the keys of policies.classical.Robot") from None
+        missing = sorted({"goal_distance", "goal_bearing", "lin_vel", "ang_vel", "lidar"} - set(layout))
+        if missing:
+            raise ValueError(f"base robot description: obs_layout lacks {missing}")
+        return robot
+
     @property
     def lidar_angles(self) -> np.ndarray:
         """rad, counter-clockwise from straight ahead, one per ray."""

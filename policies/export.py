@@ -2,12 +2,15 @@
 
 The exported graph is one `step`, with every state tensor as an explicit input and output:
 
-    inputs:  obs (batch, obs_dim) float32, dt (batch,) float32 seconds, then the state
+    inputs:  obs (batch, input_dim) float32, dt (batch,) float32 seconds, then the state
              (liquid: h (batch, units) [, trace (batch, units, units)]; lstm: h, c; gru: h; mlp: none)
     outputs: action (batch, act_dim) in [-1, 1], then the new state, named <state>_out
 
 The caller feeds each step's state outputs back as the next step's inputs (zeros at the
-start of an episode). The batch axis is dynamic. Plasticity is exported as it is set on the
+start of an episode). The batch axis is dynamic. A policy with a base controller (policies.learned)
+exports its network: `obs` is then the observation followed by the classical controller's
+action for it (input_dim = obs_dim + act_dim), and `action` is already the corrected action;
+the classical controller itself is numpy code and runs beside the exported graph. Plasticity is exported as it is set on the
 policy at export time (off exports the frozen-trace ablation).
 """
 from __future__ import annotations
@@ -41,7 +44,7 @@ def io_names(policy: LearnedPolicy) -> tuple[list[str], list[str]]:
 
 
 def _example(policy: LearnedPolicy, batch: int = 2) -> tuple[torch.Tensor, ...]:
-    obs = torch.zeros(batch, policy.config.obs_dim)
+    obs = torch.zeros(batch, policy.config.input_dim)
     dt = torch.full((batch,), float(policy.config.dt))
     return (obs, dt, *policy.net.initial_state(batch))
 

@@ -9,6 +9,12 @@ Kinds (same observation and action interface, sizes chosen for similar parameter
     lstm, gru   one recurrent layer + linear head     (baselines)
     mlp         memoryless perceptron                 (baseline)
 
+A policy whose config has a `base` corrects the classical controller (policies/classical.py)
+instead of driving alone: each step the classical controller acts on the observation, the
+network sees the observation and that action, and its output is a residual added to it
+(policies/networks.py, RESIDUAL_SCALE). The config stores what the classical controller knows
+of the robot, so a checkpoint is self-contained.
+
 At batch 1 a liquid policy acts through the cell's numpy fast path (policies/fastpath.py), which
 takes a snapshot of the weights at every `reset()` (and after `train_forward`); other batch
 sizes, and per-sample dt, run the torch network under inference mode. Both give the same
@@ -25,9 +31,10 @@ import torch
 
 from policies.base import ACT_DIM, OBS_DIM, Policy
 from policies.cfc import CfCCell
+from policies.classical import ClassicalController, Robot
 from policies.fastpath import NumpyStep, _clip, numpy_step
 from policies.ltc import LTCCell
-from policies.networks import LiquidNet, MLPNet, PolicyNet, RecurrentNet, State
+from policies.networks import RESIDUAL_SCALE, LiquidNet, MLPNet, PolicyNet, RecurrentNet, State
 from policies.plasticity import RuleSpec
 from policies.wiring import Wiring, build_wiring
 
@@ -62,10 +69,17 @@ class PolicyConfig:
     hidden: int = 0  # LSTM/GRU width; 0 = the kind's default
     mlp_hidden: tuple[int, ...] = (56, 56)
     seed: int = 0  # torch seed for the initial weights
+    # the classical controller this network corrects: its Robot (policies.classical) as a
+    # dict, which navctl fills in from envs for `base: classical`; None: the network drives alone
+    base: Optional[dict[str, Any]] = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"unknown policy kind {self.kind!r}; known: {', '.join(KINDS)}")
+        if self.base is not None:
+            if not isinstance(self.base, dict):
+                raise ValueError(f"base must be the classical controller's robot description (a mapping), got {self.base!r}")
+            Robot.from_dict(self.base)
         object.__setattr__(self, "mlp_hidden", tuple(int(v) for v in self.mlp_hidden))
         for name in ("dt", "time_unit", "h_max"):
             if not getattr(self, name) > 0:
@@ -85,24 +99,34 @@ class PolicyConfig:
         return data
 
     @property
+    def input_dim(self) -> int:
+        """The network's inputs: the observation, then the base controller's action if any."""
+        return self.obs_dim + (self.act_dim if self.base is not None else 0)
+
+    def make_base(self) -> Optional[ClassicalController]:
+        """A fresh base controller, or None."""
+        return None if self.base is None else ClassicalController(Robot.from_dict(self.base))
+
+    @property
     def hidden_size(self) -> int:
         return self.hidden or DEFAULT_HIDDEN.get(self.kind, 0)
 
     def make_wiring(self) -> Wiring:
-        return build_wiring(self.wiring, self.obs_dim, self.units, self.act_dim, self.sparsity, self.wiring_seed)
+        return build_wiring(self.wiring, self.input_dim, self.units, self.act_dim, self.sparsity, self.wiring_seed)
 
 
 def build_network(config: PolicyConfig, wiring: Optional[Wiring] = None) -> PolicyNet:
     """A fresh network for `config` (the given wiring, or the config's)."""
+    residual = config.base is not None
     with torch.random.fork_rng():
         torch.manual_seed(config.seed)
         if config.kind in LIQUID_KINDS:
             cell_kind, plastic = LIQUID_KINDS[config.kind]
             wiring = wiring or config.make_wiring()
-            if (wiring.input_dim, wiring.output_dim) != (config.obs_dim, config.act_dim):
+            if (wiring.input_dim, wiring.output_dim) != (config.input_dim, config.act_dim):
                 raise ValueError(
                     f"wiring has {wiring.input_dim} inputs and {wiring.output_dim} outputs, "
-                    f"config wants {config.obs_dim} and {config.act_dim}"
+                    f"config wants {config.input_dim} and {config.act_dim}"
                 )
             rule = RuleSpec(config.modulator, config.h_max, config.alpha_init) if plastic else None
             common = dict(rule=rule, output_mapping="affine")
@@ -110,10 +134,10 @@ def build_network(config: PolicyConfig, wiring: Optional[Wiring] = None) -> Poli
                 cell = CfCCell(wiring, **common)
             else:
                 cell = LTCCell(wiring, ode_unfolds=config.ode_unfolds, **common)
-            return LiquidNet(cell, config.time_unit, config.obs_clip)
+            return LiquidNet(cell, config.time_unit, config.obs_clip, residual)
         if config.kind in ("lstm", "gru"):
-            return RecurrentNet(config.kind, config.obs_dim, config.act_dim, config.hidden_size, config.obs_clip)
-        return MLPNet(config.obs_dim, config.act_dim, config.mlp_hidden, config.obs_clip)
+            return RecurrentNet(config.kind, config.input_dim, config.act_dim, config.hidden_size, config.obs_clip, residual)
+        return MLPNet(config.input_dim, config.act_dim, config.mlp_hidden, config.obs_clip, residual)
 
 
 def build_policy(config: Union[PolicyConfig, dict[str, Any], None] = None, wiring: Optional[Wiring] = None) -> "LearnedPolicy":
@@ -138,8 +162,9 @@ class LearnedPolicy(Policy):
         self._fast: Optional[NumpyStep] = None  # the numpy stepper, when acting at batch 1
         self._stale = True  # the stepper's weight snapshot needs rebuilding
         self._fast_norm: tuple = ()  # observation normalisation as numpy arrays, for the stepper
-        self._obs_buf = np.zeros(config.obs_dim, np.float32)
-        self._flat_shape = (config.obs_dim,)
+        self.base = config.make_base()  # the controller the network corrects, or None
+        self._obs_buf = np.zeros(config.input_dim, np.float32)
+        self._flat_shape = (config.input_dim,)
         self._cell_dt = config.dt / config.time_unit  # act()'s default dt in the cells' time unit
 
     # -- properties ----------------------------------------------------------------------
@@ -218,6 +243,8 @@ class LearnedPolicy(Policy):
             keep = None  # per-sample traces do not carry over to another batch size
         self._stored_trace = None
         self._batch = batch_size
+        if self.base is not None:
+            self.base.reset(batch_size)
         if batch_size == 1 and isinstance(self.net, LiquidNet):
             # a fresh snapshot of the weights every episode (~0.3 ms), so that changes made
             # to the network between episodes are always seen
@@ -247,12 +274,31 @@ class LearnedPolicy(Policy):
         dt: elapsed time since the previous step in seconds (a number, or one per sample);
         the config's control period by default.
         """
+        if self.base is None:
+            return self._act_network(obs, dt)
+        obs = np.asarray(obs, dtype=np.float32)
+        if obs.shape[-1:] != (self.config.obs_dim,) or obs.ndim > 2:
+            raise ValueError(f"obs must have shape ({self.config.obs_dim},) or (batch, {self.config.obs_dim}), got {obs.shape}")
+        return self._act_network(np.concatenate([obs, self.base.act(obs)], axis=-1), dt)
+
+    def network_inputs(self, obs: np.ndarray) -> np.ndarray:
+        """An episode's observations (T, obs_dim) as the network sees them (T, input_dim): with
+        a base controller, each followed by the action a fresh base controller takes on it."""
+        if self.base is None:
+            return obs
+        base = self.config.make_base()
+        base.reset(1)
+        actions = np.stack([base.act(o) for o in obs]).astype(obs.dtype)
+        return np.concatenate([obs, actions], axis=1)
+
+    def _act_network(self, obs: np.ndarray, dt: Union[None, float, np.ndarray]) -> np.ndarray:
+        """act() on the network's inputs (the observation, then the base action if any)."""
         if dt is None and self._fast is not None and not self._stale and getattr(obs, "shape", None) == self._flat_shape:
             return self._act_fast(obs, self._cell_dt)  # the common case, kept short
         obs = np.asarray(obs)
         batch = 1 if obs.ndim == 1 else obs.shape[0]
-        if obs.shape[-1] != self.config.obs_dim or obs.ndim > 2:
-            raise ValueError(f"obs must have shape ({self.config.obs_dim},) or (batch, {self.config.obs_dim}), got {obs.shape}")
+        if obs.shape[-1] != self.config.input_dim or obs.ndim > 2:
+            raise ValueError(f"obs must have shape ({self.config.input_dim},) or (batch, {self.config.input_dim}), got {obs.shape}")
         if self._batch == 0:
             self.reset(batch)
         elif batch != self._batch:
@@ -271,14 +317,18 @@ class LearnedPolicy(Policy):
         return action[0] if obs.ndim == 1 else action
 
     def _act_fast(self, obs: np.ndarray, cell_dt: float) -> np.ndarray:
-        """The numpy path: normalise, one cell step (dt in the cell's unit), tanh."""
+        """The numpy path: normalise, one cell step (dt in the cell's unit), tanh (added to
+        the base action, the inputs' last two, when residual)."""
         mean, inv_std, lo, hi = self._fast_norm
         x = self._obs_buf
         np.subtract(obs, mean, x)
         np.multiply(x, inv_std, x)
         if lo is not None:
             _clip(x, lo, hi, x)
-        return np.tanh(self._fast.step(x, cell_dt))
+        action = np.tanh(self._fast.step(x, cell_dt))
+        if self.base is None:
+            return action
+        return np.clip(obs[-self.config.act_dim:] + RESIDUAL_SCALE * action, -1.0, 1.0)
 
     # -- training --------------------------------------------------------------------------
     def initial_state(self, batch_size: int = 1) -> State:
@@ -287,7 +337,7 @@ class LearnedPolicy(Policy):
     def train_forward(
         self, obs_seq: torch.Tensor, dt_seq: Union[None, float, torch.Tensor] = None, state: Optional[State] = None
     ) -> tuple[torch.Tensor, State]:
-        """Differentiable rollout: obs_seq (batch, time, obs_dim), dt_seq seconds (number or
+        """Differentiable rollout: obs_seq (batch, time, input_dim) (see `network_inputs`), dt_seq seconds (number or
         (batch, time); default the config's dt), state (default zeros) -> (actions, state).
 
         Gradients flow through the neuron states and the plastic traces (BPTT). The numpy

@@ -10,6 +10,11 @@ deviations, and squashes its output with tanh. They share one interface:
 
 Liquid networks pass dt / time_unit to their cell (dt in seconds); the LSTM, GRU and MLP
 baselines are discrete-time and ignore dt.
+
+A residual network corrects a base controller: its last `act_dim` inputs are the base's
+action, and its action is that plus RESIDUAL_SCALE * tanh(output). `step` (acting) clips
+the sum to [-1, 1]; `forward` (training) does not, so the loss keeps its gradient where
+the base alone would saturate.
 """
 from __future__ import annotations
 
@@ -21,16 +26,18 @@ from torch import nn
 from policies.cell import CellState, LiquidCell, batch_dt
 
 State = tuple[torch.Tensor, ...]  # a network's recurrent state, flat (names: `state_names()`)
+RESIDUAL_SCALE = 2.0  # a residual spans [-2, 2]: it can move any base action anywhere in [-1, 1]
 
 
 class PolicyNet(nn.Module):
     """Base: observation normalisation and the interface."""
 
-    def __init__(self, obs_dim: int, act_dim: int, obs_clip: Optional[float]):
+    def __init__(self, obs_dim: int, act_dim: int, obs_clip: Optional[float], residual: bool = False):
         super().__init__()
-        self.obs_dim = obs_dim
+        self.obs_dim = obs_dim  # inputs, the base action included when residual
         self.act_dim = act_dim
         self.obs_clip = obs_clip
+        self.residual = residual
         self.register_buffer("obs_mean", torch.zeros(obs_dim))
         self.register_buffer("obs_std", torch.ones(obs_dim))
 
@@ -39,6 +46,16 @@ class PolicyNet(nn.Module):
         if self.obs_clip is not None:
             x = torch.clamp(x, -self.obs_clip, self.obs_clip)
         return x
+
+    def action(self, y: torch.Tensor, obs: torch.Tensor, acting: bool) -> torch.Tensor:
+        """The action from the network's raw output `y`: tanh(y), or for a residual network
+        the base action (the last act_dim inputs) plus RESIDUAL_SCALE * tanh(y), clipped to
+        [-1, 1] when `acting`."""
+        a = torch.tanh(y)
+        if not self.residual:
+            return a
+        a = obs[..., -self.act_dim:] + RESIDUAL_SCALE * a
+        return torch.clamp(a, -1.0, 1.0) if acting else a
 
     def initial_state(self, batch_size: int = 1) -> State:
         raise NotImplementedError
@@ -62,8 +79,8 @@ class PolicyNet(nn.Module):
 class LiquidNet(PolicyNet):
     """A liquid cell (CfC or LTC, plastic or not) whose motor neurons are the actions."""
 
-    def __init__(self, cell: LiquidCell, time_unit: float, obs_clip: Optional[float]):
-        super().__init__(cell.input_size, cell.output_size, obs_clip)
+    def __init__(self, cell: LiquidCell, time_unit: float, obs_clip: Optional[float], residual: bool = False):
+        super().__init__(cell.input_size, cell.output_size, obs_clip, residual)
         if not time_unit > 0:
             raise ValueError(f"time_unit must be positive, got {time_unit}")
         self.cell = cell
@@ -78,7 +95,7 @@ class LiquidNet(PolicyNet):
     def step(self, obs: torch.Tensor, dt: Union[float, torch.Tensor], state: State) -> tuple[torch.Tensor, State]:
         dt = batch_dt(dt, obs.shape[0], obs) / self.time_unit
         y, new = self.cell(self.normalize(obs), CellState(*state), dt)
-        return torch.tanh(y), new.tensors()
+        return self.action(y, obs, acting=True), new.tensors()
 
     def forward(
         self, obs_seq: torch.Tensor, dt_seq: Union[None, float, torch.Tensor] = None, state: Optional[State] = None
@@ -91,14 +108,15 @@ class LiquidNet(PolicyNet):
         if dt.shape != (batch, steps):
             raise ValueError(f"dt_seq must be a number or have shape ({batch}, {steps}), got {tuple(dt.shape)}")
         y, new = self.cell.sequence(self.normalize(obs_seq), dt / self.time_unit, CellState(*state))
-        return torch.tanh(y), new.tensors()
+        return self.action(y, obs_seq, acting=False), new.tensors()
 
 
 class RecurrentNet(PolicyNet):
     """LSTM or GRU baseline: one recurrent layer and a linear head."""
 
-    def __init__(self, kind: str, obs_dim: int, act_dim: int, hidden: int, obs_clip: Optional[float]):
-        super().__init__(obs_dim, act_dim, obs_clip)
+    def __init__(self, kind: str, obs_dim: int, act_dim: int, hidden: int, obs_clip: Optional[float],
+                 residual: bool = False):
+        super().__init__(obs_dim, act_dim, obs_clip, residual)
         if kind not in ("lstm", "gru"):
             raise ValueError(f"kind must be 'lstm' or 'gru', got {kind!r}")
         self.kind = kind
@@ -122,7 +140,7 @@ class RecurrentNet(PolicyNet):
 
     def step(self, obs: torch.Tensor, dt: Union[float, torch.Tensor], state: State) -> tuple[torch.Tensor, State]:
         out, state = self._run(self.normalize(obs).unsqueeze(1), state)
-        return torch.tanh(self.head(out[:, 0])), state
+        return self.action(self.head(out[:, 0]), obs, acting=True), state
 
     def forward(
         self, obs_seq: torch.Tensor, dt_seq: Union[None, float, torch.Tensor] = None, state: Optional[State] = None
@@ -131,14 +149,15 @@ class RecurrentNet(PolicyNet):
         if state is None:
             state = self.initial_state(obs_seq.shape[0])
         out, state = self._run(self.normalize(obs_seq), state)
-        return torch.tanh(self.head(out)), state
+        return self.action(self.head(out), obs_seq, acting=False), state
 
 
 class MLPNet(PolicyNet):
     """Memoryless baseline: a multi-layer perceptron with tanh hidden units."""
 
-    def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int], obs_clip: Optional[float]):
-        super().__init__(obs_dim, act_dim, obs_clip)
+    def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int], obs_clip: Optional[float],
+                 residual: bool = False):
+        super().__init__(obs_dim, act_dim, obs_clip, residual)
         layers: list[nn.Module] = []
         size = obs_dim
         for width in hidden:
@@ -154,9 +173,9 @@ class MLPNet(PolicyNet):
         return ()
 
     def step(self, obs: torch.Tensor, dt: Union[float, torch.Tensor], state: State) -> tuple[torch.Tensor, State]:
-        return torch.tanh(self.mlp(self.normalize(obs))), ()
+        return self.action(self.mlp(self.normalize(obs)), obs, acting=True), ()
 
     def forward(
         self, obs_seq: torch.Tensor, dt_seq: Union[None, float, torch.Tensor] = None, state: Optional[State] = None
     ) -> tuple[torch.Tensor, State]:
-        return torch.tanh(self.mlp(self.normalize(obs_seq))), ()
+        return self.action(self.mlp(self.normalize(obs_seq)), obs_seq, acting=False), ()

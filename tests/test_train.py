@@ -192,10 +192,11 @@ def test_resume_after_sigkill_gives_the_same_weights(tmp_path):
     killed = tmp_path / "killed"
     assert kill_after_first_round(config, killed) < 3
     train(str(config), out=str(killed), resume=True, show_progress=False)
-    a, b = weights(full / "model.safetensors"), weights(killed / "model.safetensors")
-    assert a.keys() == b.keys()
-    for k in a:
-        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    for name in ("model.safetensors", "best.safetensors"):  # the last round's and the one validation chose
+        a, b = weights(full / name), weights(killed / name)
+        assert a.keys() == b.keys()
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k], err_msg=f"{name}: {k}")
 
 
 @pytest.mark.slow
@@ -247,7 +248,9 @@ def test_training_on_procedural_scenarios_end_to_end_and_resume_after_sigkill(tm
     assert [[m["scenario_seed"] for m in ms] for ms in metas] == [[None, None, 300_000, 300_001], [None, 300_002]]
     assert all(m["scenario"] == f"procedural-{m['scenario_seed']}" for ms in metas for m in ms if m["scenario_seed"])
     assert [(r["distinct_scenarios"], r["procedural_scenarios"]) for r in card["rounds"]] == [(3, 2), (4, 3)]
-    assert card["distinct_scenarios"] == 4 and card["data_steps"] == card["rounds"][-1]["data_steps"] > 0
+    chosen = card["rounds"][card["chosen_round"]]  # the round validation chose describes the card
+    assert card["distinct_scenarios"] == chosen["distinct_scenarios"] and card["data_steps"] == chosen["data_steps"] > 0
+    assert card["validation"]["success_rate"] == max(r["val_success"] for r in card["rounds"])
     assert "distinct_scenarios" in (full / "metrics.csv").read_text().splitlines()[0]
     # validation: procedural validation scenarios 0 and 1, on the env seeds `navctl evaluate --seed 0` uses
     import policies
@@ -260,7 +263,7 @@ def test_training_on_procedural_scenarios_end_to_end_and_resume_after_sigkill(tm
     killed = tmp_path / "killed"
     assert kill_after_first_round(config, killed) == 1
     resumed = train(str(config), out=str(killed), resume=True, show_progress=False)
-    assert round_meta(killed, 1) == metas[1] and resumed["distinct_scenarios"] == 4
+    assert round_meta(killed, 1) == metas[1] and resumed["rounds"][-1]["distinct_scenarios"] == 4
     a, b = weights(full / "model.safetensors"), weights(killed / "model.safetensors")
     for k in a:
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
