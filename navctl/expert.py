@@ -138,6 +138,7 @@ class _State:
     progress_m: float = 0.0  # arc length reached along the path
     since_plan_s: float = 0.0
     w_int: float = 0.0  # rad/s, integral term of the yaw-rate loop
+    w_des_prev: Optional[float] = None  # rad/s, the yaw rate it wanted last step
     stuck_s: float = 0.0  # s spent asking to move without moving
     backoff_s: float = 0.0  # s of backing off left
     backoff_dir: float = -1.0  # +1 forward, -1 reverse
@@ -219,11 +220,11 @@ class ExpertController(Policy):
         mass = ROBOT_MASS_KG + float(priv.get("payload_kg", 0.0))
         pull = 4 * TORQUE_LIMIT_NM / WHEEL_RADIUS_M * float(np.mean(np.clip(gains, 0.05, 1.5))) * (1.0 - drag_here)
         dv = cfg.accel_fraction * min(max(mu_here, 0.05) * GRAVITY, pull / mass) * CONTROL_DT_S
-        v_prev = delivered_motion(obs[PREV_ACTION], float(gains[0]), float(gains[1]))[0]
+        v_prev, w_prev = delivered_motion(obs[PREV_ACTION], float(gains[0]), float(gains[1]))
         v_des = float(np.clip(v_des, v_prev - 3 * dv, v_prev + dv))  # braking may be quicker
 
         v_des, w_des = self._unstick(st, priv, xy, yaw, v_des, w_des)
-        w_cmd = self._yaw_loop(st, w_des, float(vel[2]), v_des, mu_here)
+        w_cmd = self._yaw_loop(st, w_des, float(vel[2]), v_des, mu_here, w_prev)
         return wheel_compensated_action(v_des, w_cmd, float(gains[0]), float(gains[1]))
 
     def _plan(self, st: _State, priv: Mapping, xy: np.ndarray, goal: np.ndarray) -> None:
@@ -375,12 +376,20 @@ class ExpertController(Policy):
         ahead = px[k] * math.cos(yaw) + py[k] * math.sin(yaw)
         return 1.0 if ahead < 0 else -1.0
 
-    def _yaw_loop(self, st: _State, w_des: float, w_meas: float, v_des: float, mu_here: float) -> float:
+    def _yaw_loop(self, st: _State, w_des: float, w_meas: float, v_des: float, mu_here: float,
+                  w_applied: float) -> float:
         """Yaw-rate command (rad/s): w_des plus a bounded integral of the yaw-rate error, since
         skid-steer delivers only part of a commanded turn. On slippery ground both sides
         keep turning forward while driving: a big turn command there only spins the wheels
         against each other and kills the forward speed."""
         cfg = self.config
+        if st.w_des_prev is not None:
+            # Tracking anti-windup: the integral restarts from what the command applied last
+            # step (obs prev_action, `w_applied` rad/s) added to the rate wanted then. When the
+            # expert drove, that is its own integral (unless a limit cut the command); when a
+            # DAgger student drove, the integral does not wind up against commands it never gave.
+            st.w_int = w_applied - st.w_des_prev
+        st.w_des_prev = w_des
         st.w_int = float(np.clip(st.w_int + cfg.yaw_rate_ki * (w_des - w_meas) * CONTROL_DT_S,
                                  -cfg.yaw_int_max, cfg.yaw_int_max))
         w_cmd = float(np.clip(w_des + st.w_int, -W_MAX, W_MAX))

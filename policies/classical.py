@@ -154,6 +154,13 @@ class ClassicalController(Policy):
         return out[0] if obs.ndim == 1 else out
 
     def _act_one(self, i: int, o: np.ndarray) -> np.ndarray:
+        heading, v = self.decide(i, o)
+        w = float(np.clip(self.config.heading_gain * heading, -self.robot.w_max, self.robot.w_max))
+        return np.array([v / self.robot.v_max, w / self.robot.w_max])
+
+    def decide(self, i: int, o: np.ndarray) -> tuple[float, float]:
+        """Sample i's step on observation `o`: the heading to take (rad, robot frame, CCW)
+        and the forward speed (m/s). Updates the lidar memory; call once per step."""
         cfg, robot = self.config, self.robot
         dist = float(o[self._goal_distance])
         bearing = math.atan2(o[self._goal_sin], o[self._goal_cos])
@@ -178,11 +185,8 @@ class ClassicalController(Policy):
         # turn still to make; yaw rate proportional to the heading error.
         ahead = float(corridor_clearance(points, np.array([0.0]), cfg.half_width_m + 0.05, cfg.front_m,
                                          robot.lidar_range_m)[0])
-        w = float(np.clip(cfg.heading_gain * heading, -robot.w_max, robot.w_max))
         if abs(heading) > cfg.turn_in_place_rad:
-            v = 0.0
-        else:
-            v = cfg.max_speed * math.cos(heading) ** 2
-            v *= float(np.clip((ahead - cfg.stop_clearance_m) / cfg.slow_clearance_m, 0.0, 1.0))
-            v = min(v, 0.3 + 0.5 * dist)
-        return np.array([v / robot.v_max, w / robot.w_max])
+            return heading, 0.0
+        v = cfg.max_speed * math.cos(heading) ** 2
+        v *= float(np.clip((ahead - cfg.stop_clearance_m) / cfg.slow_clearance_m, 0.0, 1.0))
+        return heading, min(v, 0.3 + 0.5 * dist)
