@@ -318,3 +318,23 @@ def test_expert_succeeds_on_every_builtin_scenario():
 def test_classical_succeeds_where_nothing_needs_adapting(scenario):
     info = run_episode(scenario, ClassicalController(), seed=1)
     assert info["is_success"], info["termination"]
+
+
+def test_expert_labels_do_not_wind_up_while_another_controller_drives():
+    """DAgger asks the expert for labels while the student drives. Its yaw-rate integral
+    must follow the commands actually applied: before the fix, with the classical controller
+    driving, half of the expert's labels were full-lock turns."""
+    import gymnasium as gym
+
+    import envs
+    from navctl.rollout import rollout
+
+    saturated = []
+    for seed in (100, 101, 102):
+        env = gym.make(envs.ENV_ID, scenario="procedural-train")
+        try:
+            traj = rollout(env.unwrapped, ClassicalController(), seed, teacher=ExpertController(), takeover=0.0)
+        finally:
+            env.close()
+        saturated.append(np.mean(np.abs(traj.labels[:, 1]) > 0.9))
+    assert np.mean(saturated) < 0.2, saturated
