@@ -258,9 +258,14 @@ def _f(value: Optional[float]) -> str:
     return "n/a" if value is None else f"{value:.2f}"
 
 
-def _short(policy: str) -> str:
-    """A seed's policy value as a table shows it: a checkpoint path by its file name."""
-    return os.path.basename(policy) or policy
+def seed_label(policy: str, seeds: Sequence[str]) -> str:
+    """A seed's policy value as a table shows it: a checkpoint path from the folder all the
+    group's seeds share (runs/seeds/liquid-s1/best.safetensors -> liquid-s1/best.safetensors)."""
+    try:
+        shared = os.path.commonpath([os.path.dirname(s) for s in seeds])
+    except ValueError:  # absolute and relative paths mixed
+        return policy
+    return os.path.relpath(policy, shared) if shared else policy
 
 
 def _cells(row: dict[str, Any], subset: str) -> list[str]:
@@ -275,7 +280,7 @@ def _cells(row: dict[str, Any], subset: str) -> list[str]:
     spl_std = "" if spl["std"] is None else f" ± {spl['std']:.2f}"
     return [row["name"], str(len(row["seeds"])), episodes, _f(sr["mean"]) + std, f"{_f(sr['min'])}–{_f(sr['max'])}",
             _f(spl["mean"]) + spl_std, f"{_f(spl['min'])}–{_f(spl['max'])}",
-            "n/a" if worst is None else f"{_f(worst['success_rate'])} / {_f(worst['spl'])} ({_short(worst['policy'])})",
+            "n/a" if worst is None else f"{_f(worst['success_rate'])} / {_f(worst['spl'])} ({seed_label(worst['policy'], row['seeds'])})",
             "" if shipped is None else f"{_f(shipped['success_rate'])} / {_f(shipped['spl'])}"]
 
 
@@ -302,7 +307,7 @@ def markdown(results: Sequence[dict[str, Any]]) -> str:
             lines.append("")
         if len(counts) > 1:
             lines += [f"Note: on {ts['test_set']} the policies ran different numbers of episodes "
-                      f"({', '.join(f'{_short(p)} {c}' for p, c in ts['episodes_per_policy'].items())}).", ""]
+                      f"({', '.join(f'{p} {c}' for p, c in ts['episodes_per_policy'].items())}).", ""]
     return "\n".join(lines)
 
 

@@ -236,3 +236,11 @@ def test_real_evaluation_of_two_checkpoints_and_their_frozen_twins(tmp_path, cap
     expected = sum(bool(scenario_files.generate(scenario_files.procedural_seed("test", i)).events) for i in range(2))
     assert set(results[0]["change_episodes_per_policy"].values()) == {expected}
     assert find(results, "procedural-test", "liquid-frozen")["seeds"] == [p + "-frozen" for p in paths]
+
+
+def test_seed_labels_keep_what_tells_the_seeds_apart():
+    seeds = ["runs/seeds/liquid-s0/best.safetensors", "runs/seeds/liquid-s1/best.safetensors"]
+    assert seed_results.seed_label(seeds[1], seeds) == "liquid-s1/best.safetensors"
+    flat = ["runs/seeds/liquid-s0.safetensors-frozen", "runs/seeds/liquid-s1.safetensors-frozen"]
+    assert seed_results.seed_label(flat[0], flat) == "liquid-s0.safetensors-frozen"
+    assert seed_results.seed_label("s1", ["s0", "s1"]) == "s1"
