@@ -130,7 +130,8 @@ def parse_pairs(specs: Sequence[str], option: str) -> dict[str, str]:
 # --- which policy belongs where, and which episodes have a change -----------------------------
 def assign_groups(policies: Sequence[str], groups: dict[str, str], shipped: dict[str, str]) -> dict[str, list[str]]:
     """Group name -> its policies (seeds), in the order they appear. UsageError when a group
-    matches nothing, a policy matches two groups, or a shipped policy is unknown."""
+    matches nothing, a policy matches two groups, a shipped policy is unknown, or a group has
+    the name of a policy that would get a row of its own."""
     members: dict[str, list[str]] = {name: [p for p in policies if fnmatch.fnmatchcase(p, glob)]
                                      for name, glob in groups.items()}
     known = ", ".join(policies)
@@ -141,6 +142,11 @@ def assign_groups(policies: Sequence[str], groups: dict[str, str], shipped: dict
         owners = [name for name, seeds in members.items() if policy in seeds]
         if len(owners) > 1:
             raise UsageError(f"policy {policy!r} matches two groups: {', '.join(owners)}")
+    grouped = {p for seeds in members.values() for p in seeds} | set(shipped.values())
+    for name in groups:
+        if name in policies and name not in grouped:
+            raise UsageError(f"--group {name}: the policy {name!r} is in the input too and would be a second row "
+                             f"named {name!r} (add --shipped {name}={name}, or name the group differently)")
     for name, policy in shipped.items():
         if name not in groups:
             raise UsageError(f"--shipped {name}={policy}: no --group named {name!r}")

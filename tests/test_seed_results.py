@@ -185,6 +185,7 @@ def test_shipped_column_failed_episodes_and_repeated_inputs(tmp_path, capsys):
     ("shipped-group", "--shipped other=s0: no --group named 'other'"),
     ("two-groups", "policy 's0' matches two groups: a, b"),
     ("scenario", "scenario 'my-own' is neither built-in nor procedural"),
+    ("same-name", "--group s0: the policy 's0' is in the input too"),
     ("differs", "with a different result"),
     ("value", "column success: not a number"),
 ])
@@ -198,6 +199,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, case, message):
             "shipped": [good, "--group", "liquid=s*", "--shipped", "liquid=gone"],
             "shipped-group": [good, "--group", "liquid=s*", "--shipped", "other=s0"],
             "two-groups": [good, "--group", "a=s*", "--group", "b=s0"],
+            "same-name": [good, "--group", "s0=s1"],
             "scenario": [write(tmp_path / "s", [row("s0", "my-own", 0, 1, 1.0)])],
             "differs": [good, write(tmp_path / "d", [row("s0", STATIC, 0, 0, 0.0)])],
             "value": [write(tmp_path / "v", [row("s0", STATIC, 0, "yes", 1.0)])]}[case]
