@@ -49,6 +49,7 @@ class ExpertConfig:
     accel_fraction: float = 0.6  # usable acceleration = fraction * min(friction * g, pull / mass)
     yaw_rate_ki: float = 4.0  # 1/s, integral gain of the yaw-rate loop (skid-steer turns lag)
     yaw_int_max: float = 1.0  # rad/s, bound of that integral on dry ground
+    yaw_int_fade_s: float = 0.5  # s, time constant of its fading while someone else drives (DAgger)
     ice_friction: float = 0.3  # below this the ground counts as ice
     stuck_s: float = 2.0  # no headway for this long while asking to move: back off
     backoff_s: float = 1.0  # drive away from the nearest obstacle for this long
@@ -138,7 +139,7 @@ class _State:
     progress_m: float = 0.0  # arc length reached along the path
     since_plan_s: float = 0.0
     w_int: float = 0.0  # rad/s, integral term of the yaw-rate loop
-    w_des_prev: Optional[float] = None  # rad/s, the yaw rate it wanted last step
+    last_action: Optional[np.ndarray] = None  # what it answered last step (normalised action)
     stuck_s: float = 0.0  # s spent asking to move without moving
     backoff_s: float = 0.0  # s of backing off left
     backoff_dir: float = -1.0  # +1 forward, -1 reverse
@@ -174,20 +175,44 @@ class ExpertController(Policy):
             self.reset(len(infos))
         out = np.zeros((len(infos), ACT_DIM), dtype=np.float32)
         for i, inf in enumerate(infos):
-            out[i] = self._act_one(self._states[i], inf["privileged"], rows[i])
+            out[i] = self._act_one(i, inf["privileged"], rows[i])
         return out[0] if obs.ndim == 1 else out
 
     # --- one environment ---------------------------------------------------------------
-    def _act_one(self, st: _State, priv: Mapping, obs: np.ndarray) -> np.ndarray:
-        cfg = self.config
+    def _act_one(self, i: int, priv: Mapping, obs: np.ndarray) -> np.ndarray:
+        """Batch row i: where to go (`_route`), then how to get the robot to do it."""
+        cfg, st = self.config, self._states[i]
         x, y, yaw = (float(v) for v in priv["pose"][:3])
         xy = np.array([x, y])
-        goal = np.asarray(priv["goal"], dtype=float)[:2]
         vel = np.asarray(priv["velocity"], dtype=float)
-        speed = float(vel[0] * math.cos(yaw) + vel[1] * math.sin(yaw))  # forward, m/s
         gains = np.asarray(priv.get("motor_gain", (1.0, 1.0)), dtype=float)
         mu_here = float(np.min(priv.get("wheel_friction", [1.0])))
         drag_here = float(np.max(priv.get("wheel_drag", [0.0])))
+        v_des, w_des = self._route(i, priv, obs, xy, yaw, vel, mu_here)
+
+        # Acceleration limit: payload and mud drag cut the pull, ice the grip. The limit is
+        # relative to the forward speed the last applied action asked for (obs prev_action),
+        # so it holds whoever drove the last step (DAgger).
+        mass = ROBOT_MASS_KG + float(priv.get("payload_kg", 0.0))
+        pull = 4 * TORQUE_LIMIT_NM / WHEEL_RADIUS_M * float(np.mean(np.clip(gains, 0.05, 1.5))) * (1.0 - drag_here)
+        dv = cfg.accel_fraction * min(max(mu_here, 0.05) * GRAVITY, pull / mass) * CONTROL_DT_S
+        v_prev = delivered_motion(obs[PREV_ACTION], float(gains[0]), float(gains[1]))[0]
+        v_des = float(np.clip(v_des, v_prev - 3 * dv, v_prev + dv))  # braking may be quicker
+
+        v_des, w_des = self._unstick(st, priv, xy, yaw, v_des, w_des)
+        # its own command was applied last step, or someone else's (a DAgger student's)
+        own = st.last_action is None or bool(np.allclose(obs[PREV_ACTION], st.last_action, atol=1e-4))
+        w_cmd = self._yaw_loop(st, w_des, float(vel[2]), v_des, mu_here, own)
+        st.last_action = wheel_compensated_action(v_des, w_cmd, float(gains[0]), float(gains[1]))
+        return st.last_action
+
+    def _route(self, i: int, priv: Mapping, obs: np.ndarray, xy: np.ndarray, yaw: float, vel: np.ndarray,
+               mu_here: float) -> tuple[float, float]:
+        """The motion (v m/s, w rad/s) wanted now: pure pursuit along a path planned on the
+        true map, as fast as the corners and obstacles ahead allow on the ground there."""
+        cfg, st = self.config, self._states[i]
+        goal = np.asarray(priv["goal"], dtype=float)[:2]
+        speed = float(vel[0] * math.cos(yaw) + vel[1] * math.sin(yaw))  # forward, m/s
 
         # Plan when needed, then find where along the path we are.
         if st.path is None or st.goal is None or np.hypot(*(goal - st.goal)) > 0.05 or st.since_plan_s >= cfg.replan_s:
@@ -213,19 +238,7 @@ class ExpertController(Policy):
             v_des = v_lim * max(math.cos(alpha), 0.0) ** (2.0 / math.sqrt(max(min(mu_here, 1.0), 0.1)))
             kappa = 2.0 * math.sin(alpha) / max(math.hypot(dx, dy), 1e-6)
             w_des = float(np.clip(kappa * max(v_des, cfg.min_turn_speed), -W_MAX, W_MAX))
-
-        # Acceleration limit: payload and mud drag cut the pull, ice the grip. The limit is
-        # relative to the forward speed the last applied action asked for (obs prev_action),
-        # so it holds whoever drove the last step (DAgger).
-        mass = ROBOT_MASS_KG + float(priv.get("payload_kg", 0.0))
-        pull = 4 * TORQUE_LIMIT_NM / WHEEL_RADIUS_M * float(np.mean(np.clip(gains, 0.05, 1.5))) * (1.0 - drag_here)
-        dv = cfg.accel_fraction * min(max(mu_here, 0.05) * GRAVITY, pull / mass) * CONTROL_DT_S
-        v_prev, w_prev = delivered_motion(obs[PREV_ACTION], float(gains[0]), float(gains[1]))
-        v_des = float(np.clip(v_des, v_prev - 3 * dv, v_prev + dv))  # braking may be quicker
-
-        v_des, w_des = self._unstick(st, priv, xy, yaw, v_des, w_des)
-        w_cmd = self._yaw_loop(st, w_des, float(vel[2]), v_des, mu_here, w_prev)
-        return wheel_compensated_action(v_des, w_cmd, float(gains[0]), float(gains[1]))
+        return v_des, w_des
 
     def _plan(self, st: _State, priv: Mapping, xy: np.ndarray, goal: np.ndarray) -> None:
         """A path from xy to the goal on the most inflated map that still has one.
@@ -235,12 +248,7 @@ class ExpertController(Policy):
         and only tries the larger ones again when the goal changes.
         """
         cfg = self.config
-        om = priv["obstacle_map"]
-        grid, res, origin = np.asarray(om["grid"], dtype=bool), float(om["resolution_m"]), om["origin_xy"]
-        key = (grid.shape, hash(np.packbits(grid).tobytes()))
-        if st.map_key != key:
-            st.map_key, st.inflated, st.inflate_from = key, {}, 0
-            st.clear_grid = inflate(grid, cfg.clear_m, res)
+        grid, res, origin = self._maps(st, priv)
         if st.goal is None or np.hypot(*(goal - st.goal)) > 0.05:
             st.inflate_from = 0
         pts = None
@@ -255,6 +263,17 @@ class ExpertController(Policy):
         st.goal = goal.copy()
         st.progress_m = 0.0
         st.since_plan_s = 0.0
+
+    def _maps(self, st: _State, priv: Mapping) -> tuple[np.ndarray, float, Any]:
+        """The obstacle grid, its resolution (m) and origin; (re)builds the clearance grid and
+        empties the inflated-map cache when the map changed."""
+        om = priv["obstacle_map"]
+        grid, res = np.asarray(om["grid"], dtype=bool), float(om["resolution_m"])
+        key = (grid.shape, hash(np.packbits(grid).tobytes()))
+        if st.map_key != key:
+            st.map_key, st.inflated, st.inflate_from = key, {}, 0
+            st.clear_grid = inflate(grid, self.config.clear_m, res)
+        return grid, res, om["origin_xy"]
 
     def _speed_limit(self, st: _State, priv: Mapping, mu_here: float) -> float:
         """Fastest speed (m/s) from which every corner ahead can still be taken.
@@ -377,23 +396,58 @@ class ExpertController(Policy):
         return 1.0 if ahead < 0 else -1.0
 
     def _yaw_loop(self, st: _State, w_des: float, w_meas: float, v_des: float, mu_here: float,
-                  w_applied: float) -> float:
+                  own: bool) -> float:
         """Yaw-rate command (rad/s): w_des plus a bounded integral of the yaw-rate error, since
         skid-steer delivers only part of a commanded turn. On slippery ground both sides
         keep turning forward while driving: a big turn command there only spins the wheels
         against each other and kills the forward speed."""
         cfg = self.config
-        if st.w_des_prev is not None:
-            # Tracking anti-windup: the integral restarts from what the command applied last
-            # step (obs prev_action, `w_applied` rad/s) added to the rate wanted then. When the
-            # expert drove, that is its own integral (unless a limit cut the command); when a
-            # DAgger student drove, the integral does not wind up against commands it never gave.
-            st.w_int = w_applied - st.w_des_prev
-        st.w_des_prev = w_des
-        st.w_int = float(np.clip(st.w_int + cfg.yaw_rate_ki * (w_des - w_meas) * CONTROL_DT_S,
-                                 -cfg.yaw_int_max, cfg.yaw_int_max))
+        if own:
+            st.w_int = float(np.clip(st.w_int + cfg.yaw_rate_ki * (w_des - w_meas) * CONTROL_DT_S,
+                                     -cfg.yaw_int_max, cfg.yaw_int_max))
+        else:
+            # The measured yaw rate answers a command the expert did not give (a DAgger
+            # student drove): integrating its error would wind the integral up to full lock.
+            # It fades instead, so a label is the expert's answer to the state.
+            st.w_int *= math.exp(-CONTROL_DT_S / cfg.yaw_int_fade_s)
         w_cmd = float(np.clip(w_des + st.w_int, -W_MAX, W_MAX))
         if mu_here < cfg.ice_friction:
             w_cap = max(abs(v_des), 0.15) / (TRACK_M / 2)
             w_cmd = float(np.clip(w_cmd, -w_cap, w_cap))
         return w_cmd
+
+
+class GuidedExpert(ExpertController):
+    """The expert's driving on the classical controller's route: the teacher whose labels a
+    policy that sees only the observation can learn.
+
+    Where to go (heading and speed) is the classical controller's choice from the lidar,
+    capped by the expert's friction-aware stopping distance to the true obstacles ahead; how
+    to get there is the expert's, with privileged knowledge: acceleration limited by payload,
+    drag and grip, backing off when stuck, the yaw-rate loop, and wheel commands that undo
+    the motor gains. A student correcting the classical controller (policy `base: classical`)
+    learns from it only what the observation can tell: compensation for the robot and the
+    ground, and backing out, not a route it cannot see.
+    """
+
+    name = "guided"
+
+    def __init__(self, config: Optional[ExpertConfig] = None) -> None:
+        from navctl.policy_names import classical_controller
+
+        super().__init__(config)
+        self._classical = classical_controller()
+
+    def reset(self, batch_size: int = 1) -> None:
+        super().reset(batch_size)
+        self._classical.reset(batch_size)
+
+    def _route(self, i: int, priv: Mapping, obs: np.ndarray, xy: np.ndarray, yaw: float, vel: np.ndarray,
+               mu_here: float) -> tuple[float, float]:
+        heading, v = self._classical.decide(i, obs)
+        st = self._states[i]
+        self._maps(st, priv)
+        if abs(heading) > self.config.turn_in_place_rad:
+            return 0.0, math.copysign(W_MAX * (0.5 + 0.5 * min(mu_here, 1.0)), heading)
+        v = min(v, self._obstacle_limit(st, priv, xy, yaw, vel, mu_here))
+        return v, float(np.clip(self._classical.config.heading_gain * heading, -W_MAX, W_MAX))

@@ -3,6 +3,7 @@
 Names as the command line takes them:
 
     expert, classical   the hand-written controllers (navctl/expert.py, policies/classical.py);
+    guided              the expert's driving on the classical controller's route (navctl/expert.py);
                         navctl gives them what they know of the robot, from envs
     liquid, liquid-ltc, cfc, lstm, mlp
                         shipped checkpoints, via policies.load
@@ -25,7 +26,7 @@ from navctl.errors import UsageError
 from policies import SHIPPED
 from policies.base import Policy
 
-CONTROLLERS = ("expert", "classical")
+CONTROLLERS = ("expert", "guided", "classical")
 FROZEN_SUFFIX = "-frozen"
 
 
@@ -62,7 +63,7 @@ class PolicyWeights:
 
 def valid_names() -> list[str]:
     """The names `make_policy` knows, in the order the help text lists them."""
-    return ["liquid", "liquid-frozen", "liquid-ltc", "cfc", "lstm", "mlp", "classical", "expert"]
+    return ["liquid", "liquid-frozen", "liquid-ltc", "cfc", "lstm", "mlp", "classical", "expert", "guided"]
 
 
 def _describe_valid() -> str:
@@ -121,6 +122,9 @@ def _load(name: str) -> Policy:
     if name == "expert":
         from navctl.expert import ExpertController
         return ExpertController()
+    if name == "guided":
+        from navctl.expert import GuidedExpert
+        return GuidedExpert()
     if name == "classical":
         return classical_controller()
     import policies

@@ -150,8 +150,8 @@ def _collection_tasks(cfg: TrainConfig, round_index: int, train: list[Source], p
     max_steps = int(cfg.dagger.max_episode_s * TerrainNavEnv.control_hz) or None
 
     def task(scenario: Source, episode: int, seed: int) -> Task:
-        return Task("expert" if student is None else "student", scenario, episode, seed,
-                    weights=student, teacher="expert", takeover=_beta(cfg, round_index),
+        return Task(cfg.dagger.teacher if student is None else "student", scenario, episode, seed,
+                    weights=student, teacher=cfg.dagger.teacher, takeover=_beta(cfg, round_index),
                     coin_seed=int(rng.integers(0, 2**31)), max_steps=max_steps)
 
     tasks = [task(train[i % len(train)], i, int(rng.integers(0, VALIDATION_SEED_OFFSET)))
