@@ -294,15 +294,14 @@ class LSMCell(nn.Module):
     # -- the readout (differentiable) ------------------------------------------------------------
     def readout(self, z: torch.Tensor, trace: Optional[torch.Tensor]) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
         """z (batch, time, features) -> (y (batch, time, outputs) before tanh, final trace)."""
-        base = z @ self.readout_w + self.readout_b
-        if self.rule is None:
-            return base, None
-        if not self._plasticity:
-            return base, torch.zeros_like(trace)
+        if self.rule is None or not self._plasticity:
+            y = z @ self.readout_w + self.readout_b
+            return y, None if self.rule is None else torch.zeros_like(trace)
         ys = []
         for t in range(z.shape[1]):
             zt = z[:, t]
-            y = base[:, t] + (zt.unsqueeze(1) @ self.rule.delta(trace)).squeeze(1)
+            # z (W + alpha * trace) + b, in this order, as the numpy path computes it
+            y = (zt.unsqueeze(1) @ (self.readout_w + self.rule.delta(trace))).squeeze(1) + self.readout_b
             m = self.rule.modulation(zt)
             trace = self.rule.update(trace, m, zt.unsqueeze(2) * torch.tanh(y).unsqueeze(1))
             ys.append(y)
