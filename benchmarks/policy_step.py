@@ -8,7 +8,9 @@ then throughput at batch 256 (torch, inference mode). Also the full `act()` of t
 policies (their checkpoints: the shipped liquid has one neuromodulator per neuron) and of
 the untrained default liquid, against ncps's CfC step with the same 32 neurons on the same
 41 observations. Targets: our plastic CfC step, and the shipped liquid's act(), at most
-1/10 of the ncps CfC step.
+1/10 of the ncps CfC step; the Liquid State Machine's act() (`lsm`: 300 spiking neurons, 10
+sub-steps per control step, plastic readout; the shipped checkpoint, or an untrained one
+built from configs/lsm.yaml while none is shipped) at most one ncps CfC step.
 
 Timings are the minimum over interleaved rounds of the mean per call, so that a busy
 machine disturbs both sides alike.
@@ -25,6 +27,7 @@ from typing import Callable
 
 import numpy as np
 import torch
+import yaml
 
 import policies
 
@@ -38,6 +41,7 @@ from policies.plasticity import RuleSpec  # noqa: E402
 from policies.wiring import from_ncps  # noqa: E402
 
 INPUTS, OUTPUTS = 16, 2
+LSM_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs", "lsm.yaml")
 
 
 def measure(fns: dict[str, Callable[[], object]], calls: int, rounds: int, warmup: int = 200) -> dict[str, float]:
@@ -93,6 +97,15 @@ def ncps_stepper(module, units: int, batch: int) -> Callable[[], object]:
     return step
 
 
+def lsm_policy() -> tuple[str, policies.Policy]:
+    """(label, policy): the shipped lsm, or while none is shipped an untrained one of configs/lsm.yaml
+    (the same cost: the reservoir's product is dense, whatever the weights)."""
+    if (policies.CHECKPOINT_DIR / "lsm.safetensors").is_file():
+        return "shipped lsm", policies.load("lsm")
+    with open(LSM_CONFIG) as f:
+        return "untrained lsm (configs/lsm.yaml)", build_policy(yaml.safe_load(f)["policy"])
+
+
 def act_benchmark(rng: np.random.Generator, calls: int, rounds: int) -> tuple[dict[str, float], str]:
     """Seconds per act() of the shipped policies (the shipped liquid first) and per step of
     the ncps CfC of the same size; returns the times and the reference's name."""
@@ -103,6 +116,7 @@ def act_benchmark(rng: np.random.Generator, calls: int, rounds: int) -> tuple[di
     # the shipped checkpoints (the shipped liquid has one neuromodulator per neuron) and the default liquid
     act_policies = [(f"shipped {name}", policies.load(name)) for name in ("liquid", "liquid-ltc", "cfc", "lstm", "mlp")]
     act_policies.insert(1, ("untrained default liquid", build_policy({"kind": "liquid"})))
+    act_policies.append(lsm_policy())
     for label, policy in act_policies:
         policy.reset(1)
         obs = rng.standard_normal((256, policy.config.obs_dim)).astype(np.float32)
@@ -175,6 +189,7 @@ def main() -> None:
 
     act_times, act_ref = act_benchmark(rng, args.calls, args.rounds)
     shipped_ratio = next(iter(act_times.values())) / act_times[act_ref]
+    lsm_ratio = next(t for name, t in act_times.items() if "lsm" in name) / act_times[act_ref]
 
     if args.markdown:
         print("\n| neurons | step (batch 1) | µs | / ncps same model |\n|---|---|---|---|")
@@ -200,6 +215,7 @@ def main() -> None:
     verdict = ", ".join(f"{u} neurons {ratio:.3f}" for u, _, _, ratio in target)
     print(f"\nplastic CfC / ncps CfC (target <= 0.1): {verdict}")
     print(f"shipped liquid act() / {act_ref} (target <= 0.10): {shipped_ratio:.3f}")
+    print(f"lsm act() / {act_ref} (target <= 1): {lsm_ratio:.3f}")
 
 
 if __name__ == "__main__":

@@ -378,6 +378,11 @@ class NumpyLSMStep(NumpyStep):
         self._rate_decay_k = np.float32(decay ** k)
         self._rate_weights = (decay ** np.arange(k - 1, -1, -1)).astype(np.float32)  # spike j decays K-1-j sub-steps
 
+    @property
+    def spikes(self) -> np.ndarray:
+        """The spikes of the last control step (K sub-steps, N neurons; 1 = spike), a view."""
+        return self._spikes[self._nref:]
+
     def _step(self, x: np.ndarray) -> np.ndarray:
         np.copyto(self._x, x, casting="unsafe")
         self._run_reservoir()
