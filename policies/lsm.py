@@ -270,26 +270,51 @@ class LSMCell(nn.Module):
             raise ValueError("dt must be finite")
         counts = torch.round(dt * (self.time_unit_s * 1000.0) / self.spec.substep_ms).clamp(min=0).long()
         v, r, spikes = (t.clone() for t in self.split_h(h.detach()))
-        leak, rate_decay = self.spec.leak, self.spec.rate_decay
         rates = []
         for t in range(x.shape[1]):
-            drive = self.input_drive(x[:, t].detach())
-            steps = counts[:, t]
-            uniform = bool((steps == steps[0]).all())
-            for j in range(int(steps.max()) if steps.numel() else 0):
-                v_new = (v * leak + drive + spikes[:, -1] @ self.reservoir_weights) * (1.0 - spikes.sum(1))
-                s = (v_new >= THRESHOLD).to(v.dtype)
-                r_new = r * rate_decay + s
-                hist = torch.cat([spikes[:, 1:], s[:, None]], 1)
-                if uniform:
-                    v, r, spikes = v_new, r_new, hist
-                else:  # samples whose dt has fewer sub-steps stay as they are
-                    active = (j < steps)[:, None]
-                    v, r = torch.where(active, v_new, v), torch.where(active, r_new, r)
-                    spikes = torch.where(active[:, None], hist, spikes)
+            v, spikes, fired = self._control_step(self.input_drive(x[:, t].detach()), counts[:, t], v, spikes)
+            r = self._filter(r, fired, counts[:, t])
             rates.append(r)
         features = torch.cat([torch.stack(rates, 1), x.detach()], -1) if rates else x.new_zeros(x.shape[0], 0, self.features)
         return features, torch.cat([v, r, spikes.flatten(1)], 1)
+
+    def _control_step(self, drive: torch.Tensor, steps: torch.Tensor, v: torch.Tensor,
+                      spikes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """`steps` (batch,) sub-steps of the neurons from v (batch, N) and the last spikes
+        (batch, refractory, N); returns the new v, last spikes, and the spikes of every sub-step."""
+        k_max = int(steps.max()) if steps.numel() else 0
+        uniform = bool((steps == k_max).all())
+        one = spikes.shape[1] == 1  # refractory for one sub-step: the usual case, fewer operations
+        fired = []
+        for j in range(k_max):
+            free = 1.0 - (spikes[:, 0] if one else spikes.sum(1))
+            # the numpy path's order of operations (bit-identical spikes)
+            v_new = (v * self.spec.leak + drive + spikes[:, -1] @ self.reservoir_weights) * free
+            s = (v_new >= THRESHOLD).to(v.dtype)
+            hist = s[:, None] if one else torch.cat([spikes[:, 1:], s[:, None]], 1)
+            if uniform:
+                v, spikes = v_new, hist
+            else:  # samples whose dt has fewer sub-steps stay as they are
+                active = (j < steps)[:, None]
+                v, s = torch.where(active, v_new, v), s * active
+                spikes = torch.where(active[:, None], hist, spikes)
+            fired.append(s)
+        return v, spikes, fired
+
+    def _filter(self, r: torch.Tensor, fired: list[torch.Tensor], steps: torch.Tensor) -> torch.Tensor:
+        """The filtered spike trains after a control step: r decays over its `steps` sub-steps
+        and every spike adds 1, decayed over the sub-steps after it."""
+        decay, k = self.spec.rate_decay, len(fired)
+        if bool((steps == k).all()):  # one dt for all: constant weights (and an exported graph without dt)
+            r = r * decay ** k
+            if not fired:
+                return r
+            weights = torch.tensor([decay ** (k - 1 - j) for j in range(k)], dtype=r.dtype)
+            return r + weights @ torch.stack(fired, 1)
+        r = r * (decay ** steps.to(r.dtype))[:, None]
+        age = steps[:, None] - 1 - torch.arange(len(fired), device=steps.device)  # sub-steps since spike j
+        weights = torch.where(age >= 0, decay ** age.clamp(min=0).to(r.dtype), torch.zeros((), dtype=r.dtype))
+        return r + (weights[:, None, :] @ torch.stack(fired, 1)).squeeze(1)
 
     # -- the readout (differentiable) ------------------------------------------------------------
     def readout(self, z: torch.Tensor, trace: Optional[torch.Tensor]) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
