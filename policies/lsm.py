@@ -54,7 +54,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from policies.cell import CellState, batch_dt
+from policies.cell import CellState, PlasticSwitch, batch_dt
 from policies.fastpath import NumpyStep, NumpyTrace, _np, _rule_arrays
 from policies.networks import LiquidNet
 from policies.plasticity import HebbianRule, RuleSpec
@@ -165,7 +165,7 @@ def build_reservoir(spec: ReservoirSpec, inputs: int) -> Reservoir:
     return Reservoir(positions, inhibitory, weights, input_index, input_weight, bias)
 
 
-class LSMCell(nn.Module):
+class LSMCell(PlasticSwitch, nn.Module):
     """The reservoir and the plastic readout, with the step contract of the liquid cells:
     `y, state = cell(x, state, dt)`, x (batch, inputs) normalised, dt (batch,) in units of
     `time_unit_s` seconds, y (batch, outputs) before the tanh, state a CellState(h, trace)."""
@@ -194,22 +194,7 @@ class LSMCell(nn.Module):
         )
         self._plasticity = rule is not None
 
-    # -- the liquid cells' interface ------------------------------------------------------------
-    @property
-    def plastic(self) -> bool:
-        return self.rule is not None
-
-    @property
-    def plasticity(self) -> bool:
-        """Whether the readout's traces change while running; off = traces frozen at zero."""
-        return self._plasticity
-
-    @plasticity.setter
-    def plasticity(self, on: bool) -> None:
-        if on and self.rule is None:
-            raise ValueError("this cell has no plastic synapses")
-        self._plasticity = bool(on)
-
+    # -- the liquid cells' interface (and PlasticSwitch's plastic, plasticity) -----------------------
     @property
     def input_size(self) -> int:
         return self._inputs
