@@ -106,6 +106,21 @@ def lsm_policy() -> tuple[str, policies.Policy]:
         return "untrained lsm (configs/lsm.yaml)", build_policy(yaml.safe_load(f)["policy"])
 
 
+def recurrent_input_benchmark(policy, calls: int, rounds: int) -> dict[str, float]:
+    """Seconds per computation of the LSM's recurrent input from one sub-step's spikes (10 %
+    of the neurons firing, 20 Hz in 5 ms): the dense product act() uses, and the event-driven
+    alternative that sums the weight rows of the neurons that fired."""
+    weights = policy.cell.reservoir_weights.numpy()
+    n = weights.shape[0]
+    spikes = (np.random.default_rng(1).random(n) < 0.1).astype(np.float32)
+    out = np.zeros(n, np.float32)
+    return measure({
+        f"dense product ({n} x {n}, {np.count_nonzero(weights)} synapses)": lambda: np.dot(spikes, weights, out),
+        "rows of the neurons that fired (index arrays)": lambda: np.add.reduce(
+            weights.take(np.flatnonzero(spikes), 0), 0, out=out),
+    }, calls, rounds)
+
+
 def act_benchmark(rng: np.random.Generator, calls: int, rounds: int) -> tuple[dict[str, float], str]:
     """Seconds per act() of the shipped policies (the shipped liquid first) and per step of
     the ncps CfC of the same size; returns the times and the reference's name."""
@@ -190,6 +205,7 @@ def main() -> None:
     act_times, act_ref = act_benchmark(rng, args.calls, args.rounds)
     shipped_ratio = next(iter(act_times.values())) / act_times[act_ref]
     lsm_ratio = next(t for name, t in act_times.items() if "lsm" in name) / act_times[act_ref]
+    recurrent = recurrent_input_benchmark(lsm_policy()[1], args.calls, args.rounds)
 
     if args.markdown:
         print("\n| neurons | step (batch 1) | µs | / ncps same model |\n|---|---|---|---|")
@@ -211,6 +227,9 @@ def main() -> None:
         print(f"\n{'policy.act (batch 1, 41 obs, 32 neurons)':<48} {'us':>8}  {'/ ncps':>7}")
         for name, seconds in act_times.items():
             print(f"{name:<48} {seconds * 1e6:8.1f}  {seconds / act_times[act_ref]:7.3f}")
+    print("\nLSM recurrent input per sub-step (numpy):")
+    for name, seconds in recurrent.items():
+        print(f"  {name}: {seconds * 1e6:.1f} us")
     target = [r for r in latency_rows if r[1] == "ours plastic CfC (numpy)"]
     verdict = ", ".join(f"{u} neurons {ratio:.3f}" for u, _, _, ratio in target)
     print(f"\nplastic CfC / ncps CfC (target <= 0.1): {verdict}")

@@ -155,9 +155,7 @@ def build_reservoir(spec: ReservoirSpec, inputs: int) -> Reservoir:
     strength = MEAN_STRENGTH[kind[:, None], kind[None, :]] * spec.weight_scale * rng.gamma(2.0, 0.5, (n, n))
     # quantised, and at least one quantum, so that a drawn synapse keeps its sign (Dale's law)
     magnitude = np.maximum(np.round(np.abs(strength) / WEIGHT_QUANTUM), 1.0) * WEIGHT_QUANTUM
-    weights = np.where(connected, np.sign(strength) * magnitude, 0.0).astype(np.float32)
-    if spec.weight_scale == 0:
-        weights[:] = 0.0
+    weights = np.where(connected, np.sign(strength) * magnitude, 0.0).astype(np.float32)  # weight_scale 0: all 0
     input_index = np.stack([rng.choice(inputs, spec.input_fanin, replace=inputs < spec.input_fanin)
                             for _ in range(n)], 1).astype(np.int64)
     input_weight = (rng.standard_normal((spec.input_fanin, n)) * spec.input_scale).astype(np.float32)
