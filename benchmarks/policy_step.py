@@ -8,7 +8,9 @@ then throughput at batch 256 (torch, inference mode). Also the full `act()` of t
 policies (their checkpoints: the shipped liquid has one neuromodulator per neuron) and of
 the untrained default liquid, against ncps's CfC step with the same 32 neurons on the same
 41 observations. Targets: our plastic CfC step, and the shipped liquid's act(), at most
-1/10 of the ncps CfC step.
+1/10 of the ncps CfC step; the Liquid State Machine's act() (`lsm`: 300 spiking neurons, 10
+sub-steps per control step, plastic readout; the shipped checkpoint, or an untrained one
+built from configs/lsm.yaml while none is shipped) at most one ncps CfC step.
 
 Timings are the minimum over interleaved rounds of the mean per call, so that a busy
 machine disturbs both sides alike.
@@ -25,6 +27,7 @@ from typing import Callable
 
 import numpy as np
 import torch
+import yaml
 
 import policies
 
@@ -38,6 +41,7 @@ from policies.plasticity import RuleSpec  # noqa: E402
 from policies.wiring import from_ncps  # noqa: E402
 
 INPUTS, OUTPUTS = 16, 2
+LSM_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs", "lsm.yaml")
 
 
 def measure(fns: dict[str, Callable[[], object]], calls: int, rounds: int, warmup: int = 200) -> dict[str, float]:
@@ -93,6 +97,30 @@ def ncps_stepper(module, units: int, batch: int) -> Callable[[], object]:
     return step
 
 
+def lsm_policy() -> tuple[str, policies.Policy]:
+    """(label, policy): the shipped lsm, or while none is shipped an untrained one of configs/lsm.yaml
+    (the same cost: the reservoir's product is dense, whatever the weights)."""
+    if (policies.CHECKPOINT_DIR / "lsm.safetensors").is_file():
+        return "shipped lsm", policies.load("lsm")
+    with open(LSM_CONFIG) as f:
+        return "untrained lsm (configs/lsm.yaml)", build_policy(yaml.safe_load(f)["policy"])
+
+
+def recurrent_input_benchmark(policy, calls: int, rounds: int) -> dict[str, float]:
+    """Seconds per computation of the LSM's recurrent input from one sub-step's spikes (10 %
+    of the neurons firing, 20 Hz in 5 ms): the dense product act() uses, and the event-driven
+    alternative that sums the weight rows of the neurons that fired."""
+    weights = policy.cell.reservoir_weights.numpy()
+    n = weights.shape[0]
+    spikes = (np.random.default_rng(1).random(n) < 0.1).astype(np.float32)
+    out = np.zeros(n, np.float32)
+    return measure({
+        f"dense product ({n} x {n}, {np.count_nonzero(weights)} synapses)": lambda: np.dot(spikes, weights, out),
+        "rows of the neurons that fired (index arrays)": lambda: np.add.reduce(
+            weights.take(np.flatnonzero(spikes), 0), 0, out=out),
+    }, calls, rounds)
+
+
 def act_benchmark(rng: np.random.Generator, calls: int, rounds: int) -> tuple[dict[str, float], str]:
     """Seconds per act() of the shipped policies (the shipped liquid first) and per step of
     the ncps CfC of the same size; returns the times and the reference's name."""
@@ -103,6 +131,7 @@ def act_benchmark(rng: np.random.Generator, calls: int, rounds: int) -> tuple[di
     # the shipped checkpoints (the shipped liquid has one neuromodulator per neuron) and the default liquid
     act_policies = [(f"shipped {name}", policies.load(name)) for name in ("liquid", "liquid-ltc", "cfc", "lstm", "mlp")]
     act_policies.insert(1, ("untrained default liquid", build_policy({"kind": "liquid"})))
+    act_policies.append(lsm_policy())
     for label, policy in act_policies:
         policy.reset(1)
         obs = rng.standard_normal((256, policy.config.obs_dim)).astype(np.float32)
@@ -175,6 +204,8 @@ def main() -> None:
 
     act_times, act_ref = act_benchmark(rng, args.calls, args.rounds)
     shipped_ratio = next(iter(act_times.values())) / act_times[act_ref]
+    lsm_ratio = next(t for name, t in act_times.items() if "lsm" in name) / act_times[act_ref]
+    recurrent = recurrent_input_benchmark(lsm_policy()[1], args.calls, args.rounds)
 
     if args.markdown:
         print("\n| neurons | step (batch 1) | µs | / ncps same model |\n|---|---|---|---|")
@@ -196,10 +227,14 @@ def main() -> None:
         print(f"\n{'policy.act (batch 1, 41 obs, 32 neurons)':<48} {'us':>8}  {'/ ncps':>7}")
         for name, seconds in act_times.items():
             print(f"{name:<48} {seconds * 1e6:8.1f}  {seconds / act_times[act_ref]:7.3f}")
+    print("\nLSM recurrent input per sub-step (numpy):")
+    for name, seconds in recurrent.items():
+        print(f"  {name}: {seconds * 1e6:.1f} us")
     target = [r for r in latency_rows if r[1] == "ours plastic CfC (numpy)"]
     verdict = ", ".join(f"{u} neurons {ratio:.3f}" for u, _, _, ratio in target)
     print(f"\nplastic CfC / ncps CfC (target <= 0.1): {verdict}")
     print(f"shipped liquid act() / {act_ref} (target <= 0.10): {shipped_ratio:.3f}")
+    print(f"lsm act() / {act_ref} (target <= 1): {lsm_ratio:.3f}")
 
 
 if __name__ == "__main__":

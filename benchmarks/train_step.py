@@ -6,7 +6,9 @@ one thread. Throughput = samples / s = batch * T / (seconds per training step).
 
     ours   the shipped policy configs (configs/liquid.yaml: plastic CfC, NCP of 32 neurons,
            one modulator per neuron, alpha_init 0.5, its trace loops in C when a compiler is
-           there, see policies/cfc_kernel.py; configs/liquid-ltc.yaml: plastic LTC),
+           there, see policies/cfc_kernel.py; configs/liquid-ltc.yaml: plastic LTC;
+           configs/lsm.yaml: the Liquid State Machine, its 300 spiking neurons run without
+           gradient for 10 sub-steps a step, BPTT through its plastic readout),
            untrained, trained through `LearnedPolicy.train_forward(obs, dt, state)`, the
            entry point navctl/train.py uses (per-sample dt of (batch, T), 0.05 s).
     ncps   ncps.torch's CfC / LTC with an AutoNCP wiring of the same neuron count and
@@ -101,7 +103,7 @@ def main() -> None:
         units = config.units
         obs = torch.randn(batch, T, config.obs_dim)
         target = torch.rand(batch, T, 2) * 2 - 1
-        pairs = (("liquid", "ncps CfC", "cfc"), ("liquid-ltc", "ncps LTC", "ltc"))
+        pairs = (("liquid", "ncps CfC", "cfc"), ("liquid-ltc", "ncps LTC", "ltc"), ("lsm", "ncps CfC", "cfc"))
         for name, ref_name, ref_kind in pairs:
             fns = {name: ours(name, obs, target), ref_name: ncps(ref_kind, units, obs, target)}
             times = measure(fns, args.steps, args.rounds, warmup=1)

@@ -5,7 +5,7 @@ Names as the command line takes them:
     expert, classical   the hand-written controllers (navctl/expert.py, policies/classical.py);
     guided              the expert's driving on the classical controller's route (navctl/expert.py);
                         navctl gives them what they know of the robot, from envs
-    liquid, liquid-ltc, cfc, lstm, mlp
+    liquid, liquid-ltc, cfc, lstm, mlp, lsm
                         shipped checkpoints, via policies.load
     NAME-frozen         NAME with its plastic traces frozen (plasticity ablation)
     a file path         a checkpoint, via policies.load
@@ -63,7 +63,8 @@ class PolicyWeights:
 
 def valid_names() -> list[str]:
     """The names `make_policy` knows, in the order the help text lists them."""
-    return ["liquid", "liquid-frozen", "liquid-ltc", "cfc", "lstm", "mlp", "classical", "expert", "guided"]
+    return ["liquid", "liquid-frozen", "liquid-ltc", "cfc", "lstm", "mlp", "lsm", "lsm-frozen", "classical", "expert",
+            "guided"]
 
 
 def _describe_valid() -> str:

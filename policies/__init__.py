@@ -7,7 +7,7 @@ envs or navctl: what a policy needs to know of the robot it is given as argument
 
     import policies
     policy = policies.load("liquid")            # a shipped name, or a checkpoint path
-    policy = policies.build({"kind": "liquid"}) # an untrained policy from a config
+    policy = policies.build({"kind": "liquid"}) # an untrained policy from a config (kinds: policies.learned)
     policy.reset(1); action = policy.act(obs)
 
 Importing this package is light: torch is imported when a learned policy is built or loaded.
@@ -22,7 +22,7 @@ from policies.base import ACT_DIM, OBS_DIM, Policy
 __all__ = ["ACT_DIM", "OBS_DIM", "Policy", "CheckpointError", "build", "load", "names", "CHECKPOINT_DIR", "SHIPPED"]
 
 CHECKPOINT_DIR = Path(__file__).parent / "checkpoints"
-SHIPPED = ("liquid", "liquid-ltc", "cfc", "lstm", "mlp")  # checkpoints in CHECKPOINT_DIR, by name
+SHIPPED = ("liquid", "liquid-ltc", "cfc", "lstm", "mlp", "lsm")  # checkpoints in CHECKPOINT_DIR, by name
 
 
 def names() -> list[str]:

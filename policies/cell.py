@@ -51,7 +51,31 @@ def batch_dt(dt: Union[float, torch.Tensor, np.ndarray], batch_size: int, like: 
     return dt
 
 
-class LiquidCell(nn.Module):
+class PlasticSwitch:
+    """The plasticity switch of a cell that sets `self.rule` (a HebbianRule, or None) and
+    `self._plasticity`: the liquid cells and the LSM's readout (policies/lsm.py)."""
+
+    rule: Optional[HebbianRule]
+    _plasticity: bool
+
+    @property
+    def plastic(self) -> bool:
+        """True when the cell has plastic synapses (learned rule parameters)."""
+        return self.rule is not None
+
+    @property
+    def plasticity(self) -> bool:
+        """Whether the traces change while running; off = same weights, traces frozen at zero."""
+        return self._plasticity
+
+    @plasticity.setter
+    def plasticity(self, on: bool) -> None:
+        if on and self.rule is None:
+            raise ValueError("this cell has no plastic synapses")
+        self._plasticity = bool(on)
+
+
+class LiquidCell(PlasticSwitch, nn.Module):
     """Base of LTCCell and CfCCell (see the module docstring for the step contract)."""
 
     def __init__(self, wiring: Wiring, *, rule: Optional[RuleSpec] = None, input_mapping: str = "none",
@@ -93,22 +117,6 @@ class LiquidCell(nn.Module):
         return {}
 
     # -- shared -------------------------------------------------------------------------------
-    @property
-    def plastic(self) -> bool:
-        """True when the cell has plastic synapses (learned rule parameters)."""
-        return self.rule is not None
-
-    @property
-    def plasticity(self) -> bool:
-        """Whether the traces change while running; off = same weights, traces frozen at zero."""
-        return self._plasticity
-
-    @plasticity.setter
-    def plasticity(self, on: bool) -> None:
-        if on and self.rule is None:
-            raise ValueError("this cell has no plastic synapses")
-        self._plasticity = bool(on)
-
     @property
     def input_size(self) -> int:
         return self.wiring.input_dim

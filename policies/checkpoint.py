@@ -18,7 +18,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from policies.learned import LIQUID_KINDS, LearnedPolicy, PolicyConfig, build_network
+from policies.learned import PLASTIC_KINDS, LearnedPolicy, PolicyConfig, build_network
 from policies.wiring import Wiring
 
 FORMAT = "navctl-policy"
@@ -47,13 +47,13 @@ def save_policy(policy: LearnedPolicy, path: Union[str, Path]) -> Path:
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in policy.net.state_dict().items()}
     if policy.lifelong_trace is not None:
         tensors[LIFELONG_TRACE] = policy.lifelong_trace.detach().cpu().contiguous().clone()
-    cell = policy.cell
+    wiring = getattr(policy.cell, "wiring", None)  # the liquid cells' (the LSM's reservoir is in the tensors)
     metadata = {
         "format": FORMAT,
         "format_version": str(FORMAT_VERSION),
         "kind": policy.config.kind,
         "config": json.dumps(policy.config.to_dict(), sort_keys=True),
-        "wiring": json.dumps(cell.wiring.to_dict() if cell is not None else None),
+        "wiring": json.dumps(wiring.to_dict() if wiring is not None else None),
         "sha256": _digest(tensors),
         "torch_version": torch.__version__,
     }
@@ -62,13 +62,14 @@ def save_policy(policy: LearnedPolicy, path: Union[str, Path]) -> Path:
     return path
 
 
-def _lifelong_trace_problems(trace: torch.Tensor, config: PolicyConfig) -> list[str]:
-    """What is wrong with a stored lifelong trace for a policy of `config` (nothing: [])."""
-    units = config.units
-    if not (config.lifelong and LIQUID_KINDS.get(config.kind, ("", False))[1]):
+def _lifelong_trace_problems(trace: torch.Tensor, config: PolicyConfig, shape: tuple[int, int]) -> list[str]:
+    """What is wrong with a stored lifelong trace for a policy of `config` whose traces are
+    `shape` per sample (nothing: [])."""
+    if not (config.lifelong and config.kind in PLASTIC_KINDS):
         return [f"{LIFELONG_TRACE} present but the policy is not lifelong and plastic"]
-    if trace.dim() != 3 or tuple(trace.shape[1:]) != (units, units) or trace.dtype != torch.float32:
-        return [f"{LIFELONG_TRACE} has shape {tuple(trace.shape)} ({trace.dtype}), expected (batch, {units}, {units}) float32"]
+    if trace.dim() != 3 or tuple(trace.shape[1:]) != shape or trace.dtype != torch.float32:
+        return [f"{LIFELONG_TRACE} has shape {tuple(trace.shape)} ({trace.dtype}), "
+                f"expected (batch, {shape[0]}, {shape[1]}) float32"]
     if not torch.isfinite(trace).all():
         return [f"{LIFELONG_TRACE} holds non-finite values"]
     return []
@@ -112,7 +113,9 @@ def load_policy(path: Union[str, Path]) -> LearnedPolicy:
     except ValueError as e:
         raise fail(f"config and wiring do not fit together: {e}") from e
     trace = tensors.pop(LIFELONG_TRACE, None)
-    problems = _lifelong_trace_problems(trace, config) if trace is not None else []
+    rule = getattr(getattr(net, "cell", None), "rule", None)
+    shape = tuple(rule.shape) if rule is not None else (0, 0)
+    problems = _lifelong_trace_problems(trace, config, shape) if trace is not None else []
     problems += _tensor_problems(net.state_dict(), tensors)
     if problems:
         raise fail("does not match its config (kind " + repr(config.kind) + "): " + "; ".join(problems))

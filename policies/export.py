@@ -3,7 +3,8 @@
 The exported graph is one `step`, with every state tensor as an explicit input and output:
 
     inputs:  obs (batch, input_dim) float32, dt (batch,) float32 seconds, then the state
-             (liquid: h (batch, units) [, trace (batch, units, units)]; lstm: h, c; gru: h; mlp: none)
+             (liquid: h (batch, units) [, trace (batch, units, units)]; lsm: h (batch, N * (2 +
+             refractory sub-steps)), trace (batch, features, act_dim); lstm: h, c; gru: h; mlp: none)
     outputs: action (batch, act_dim) in [-1, 1], then the new state, named <state>_out
 
 The caller feeds each step's state outputs back as the next step's inputs (zeros at the
@@ -12,6 +13,12 @@ exports its network: `obs` is then the observation followed by the classical con
 action for it (input_dim = obs_dim + act_dim), and `action` is already the corrected action;
 the classical controller itself is numpy code and runs beside the exported graph. Plasticity is exported as it is set on the
 policy at export time (off exports the frozen-trace ablation).
+
+The LSM's step is exported for the config's control period: its number of reservoir
+sub-steps is fixed in the graph, which therefore has no `dt` input (feed only the inputs the
+model lists). Run without onnxruntime's graph optimisations, it computes the same spikes as
+the policy bit for bit; with them, its constants are folded in another order (v differs by
+~1e-8).
 """
 from __future__ import annotations
 

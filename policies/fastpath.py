@@ -22,7 +22,11 @@ from policies.plasticity import HebbianRule
 
 
 def numpy_step(cell: LiquidCell) -> "NumpyStep":
-    """A batch-1 numpy stepper of `cell` (a CfCCell or an LTCCell) with a snapshot of its weights."""
+    """A batch-1 numpy stepper of `cell` (a CfCCell, an LTCCell or an LSMCell) with a snapshot of its weights."""
+    from policies.lsm import LSMCell, NumpyLSMStep  # lsm builds on this module
+
+    if isinstance(cell, LSMCell):
+        return NumpyLSMStep(cell)
     if isinstance(cell, CfCCell):
         return NumpyCfCStep(cell)
     if isinstance(cell, LTCCell):
@@ -117,11 +121,13 @@ class NumpyStep:
     It holds a snapshot of the cell's weights taken when it was built (rebuild it after
     the weights change) and its own state. `step(x, dt)` takes x (inputs,) and a number dt
     and returns y (outputs,) as a new array. `state()` / `set_state()` use the cell's torch
-    layout with a batch of one: (h (1, units),) or (h, trace (1, units, units)).
+    layout with a batch of one: (h (1, units),) or (h, trace (1, *trace_shape)), the trace
+    (units, units) unless a subclass says otherwise.
     """
 
     def __init__(self, cell: LiquidCell):
         self.units = cell.state_size
+        self.trace_shape = (self.units, self.units)
         self.plastic = cell.rule is not None and cell.plasticity
         self.has_trace = cell.rule is not None  # a plastic cell with plasticity off reports trace = 0
         self.trace: Optional[NumpyTrace] = None
@@ -138,13 +144,13 @@ class NumpyStep:
         if not self.has_trace:
             return (h,)
         if self.trace is None:
-            return (h, np.zeros((1, self.units, self.units), np.float32))
+            return (h, np.zeros((1, *self.trace_shape), np.float32))
         return (h, self._get_trace()[None].copy())
 
     def set_state(self, state: tuple[np.ndarray, ...]) -> None:
         self._set_h(np.asarray(state[0], np.float32).reshape(self.units))
         if self.trace is not None:
-            self._set_trace(np.asarray(state[1], np.float32).reshape(self.units, self.units))
+            self._set_trace(np.asarray(state[1], np.float32).reshape(self.trace_shape))
             self._traces_changed()
 
     def reset(self, keep_traces: bool = False) -> None:

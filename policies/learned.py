@@ -6,6 +6,7 @@ Kinds (same observation and action interface, sizes chosen for similar parameter
     liquid      plastic CfC on an NCP wiring          (the project's controller)
     liquid-ltc  plastic LTC on an NCP wiring
     cfc, ltc    the same cells without plasticity     (ablations)
+    lsm         Liquid State Machine: a fixed random spiking reservoir, plastic readout (policies/lsm.py)
     lstm, gru   one recurrent layer + linear head     (baselines)
     mlp         memoryless perceptron                 (baseline)
 
@@ -15,10 +16,10 @@ network sees the observation and that action, and its output is a residual added
 (policies/networks.py, RESIDUAL_SCALE). The config stores what the classical controller knows
 of the robot, so a checkpoint is self-contained.
 
-At batch 1 a liquid policy acts through the cell's numpy fast path (policies/fastpath.py), which
+At batch 1 a liquid policy (and the LSM) acts through the cell's numpy fast path (policies/fastpath.py), which
 takes a snapshot of the weights at every `reset()` (and after `train_forward`); other batch
 sizes, and per-sample dt, run the torch network under inference mode. Both give the same
-actions (tested to 1e-5).
+actions (tested to 1e-5; the LSM's to 5e-5 over a real episode, its spikes bit for bit).
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ from policies.base import ACT_DIM, OBS_DIM, Policy
 from policies.cfc import CfCCell
 from policies.classical import ClassicalController, Robot
 from policies.fastpath import NumpyStep, _clip, numpy_step
+from policies.lsm import LSMCell, LSMNet, ReservoirSpec
 from policies.ltc import LTCCell
 from policies.networks import RESIDUAL_SCALE, LiquidNet, MLPNet, PolicyNet, RecurrentNet, State
 from policies.plasticity import RuleSpec
@@ -40,7 +42,8 @@ from policies.wiring import Wiring, build_wiring
 
 # kind -> (cell, plastic) for the liquid kinds
 LIQUID_KINDS = {"liquid": ("cfc", True), "liquid-ltc": ("ltc", True), "cfc": ("cfc", False), "ltc": ("ltc", False)}
-KINDS = (*LIQUID_KINDS, "lstm", "gru", "mlp")
+PLASTIC_KINDS = ("liquid", "liquid-ltc", "lsm")
+KINDS = (*LIQUID_KINDS, "lsm", "lstm", "gru", "mlp")
 # baseline widths giving parameter counts close to the non-plastic CfC's (parameter_table())
 DEFAULT_HIDDEN = {"lstm": 22, "gru": 26}
 
@@ -65,6 +68,19 @@ class PolicyConfig:
     alpha_init: float = 0.1  # the plastic gains alpha start uniform in [-alpha_init, alpha_init]
     lifelong: bool = False  # keep the traces across reset() (episodes)
     ode_unfolds: int = 6  # LTC solver steps per control step
+    # lsm (policies/lsm.py, ReservoirSpec documents each): the reservoir, fixed from lsm_seed
+    lsm_grid: tuple[int, ...] = ReservoirSpec.grid
+    lsm_inhibitory: float = ReservoirSpec.inhibitory
+    lsm_connection_lambda: float = ReservoirSpec.connection_lambda
+    lsm_weight_scale: float = ReservoirSpec.weight_scale
+    lsm_input_fanin: int = ReservoirSpec.input_fanin
+    lsm_input_scale: float = ReservoirSpec.input_scale
+    lsm_bias: tuple[float, ...] = ReservoirSpec.bias
+    lsm_tau_m_ms: float = ReservoirSpec.tau_m_ms
+    lsm_substep_ms: float = ReservoirSpec.substep_ms
+    lsm_refractory_ms: float = ReservoirSpec.refractory_ms
+    lsm_rate_tau_ms: float = ReservoirSpec.rate_tau_ms
+    lsm_seed: int = ReservoirSpec.seed
     # baselines
     hidden: int = 0  # LSTM/GRU width; 0 = the kind's default
     mlp_hidden: tuple[int, ...] = (56, 56)
@@ -81,6 +97,10 @@ class PolicyConfig:
                 raise ValueError(f"base must be the classical controller's robot description (a mapping), got {self.base!r}")
             Robot.from_dict(self.base)
         object.__setattr__(self, "mlp_hidden", tuple(int(v) for v in self.mlp_hidden))
+        object.__setattr__(self, "lsm_grid", tuple(int(v) for v in self.lsm_grid))
+        object.__setattr__(self, "lsm_bias", tuple(float(v) for v in self.lsm_bias))
+        if self.kind == "lsm":
+            self.reservoir_spec()  # validates the lsm_ fields
         for name in ("dt", "time_unit", "h_max"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
@@ -95,8 +115,15 @@ class PolicyConfig:
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
-        data["mlp_hidden"] = list(self.mlp_hidden)
+        for name in ("mlp_hidden", "lsm_grid", "lsm_bias"):
+            data[name] = list(data[name])
         return data
+
+    def reservoir_spec(self) -> ReservoirSpec:
+        """The LSM reservoir's settings: the lsm_ fields."""
+        prefix = "lsm_"
+        return ReservoirSpec(**{f.name[len(prefix):]: getattr(self, f.name)
+                                for f in dataclasses.fields(self) if f.name.startswith(prefix)})
 
     @property
     def input_dim(self) -> int:
@@ -135,6 +162,10 @@ def build_network(config: PolicyConfig, wiring: Optional[Wiring] = None) -> Poli
             else:
                 cell = LTCCell(wiring, ode_unfolds=config.ode_unfolds, **common)
             return LiquidNet(cell, config.time_unit, config.obs_clip, residual)
+        if config.kind == "lsm":
+            rule = RuleSpec(config.modulator, config.h_max, config.alpha_init)
+            cell = LSMCell(config.reservoir_spec(), config.input_dim, config.act_dim, config.time_unit, rule)
+            return LSMNet(cell, config.time_unit, config.obs_clip, residual)
         if config.kind in ("lstm", "gru"):
             return RecurrentNet(config.kind, config.input_dim, config.act_dim, config.hidden_size, config.obs_clip, residual)
         return MLPNet(config.input_dim, config.act_dim, config.mlp_hidden, config.obs_clip, residual)
@@ -194,8 +225,8 @@ class LearnedPolicy(Policy):
 
     @property
     def lifelong_trace(self) -> Optional[torch.Tensor]:
-        """The traces a lifelong plastic policy carries into its next episode (batch, units,
-        units), or None (not lifelong, plasticity off, or nothing adapted yet). Saved with
+        """The traces a lifelong plastic policy carries into its next episode (batch,
+        *trace_shape), or None (not lifelong, plasticity off, or nothing adapted yet). Saved with
         the checkpoint, so a restarted robot keeps what it adapted to."""
         if not (self.config.lifelong and self.plasticity):
             return None
@@ -203,14 +234,20 @@ class LearnedPolicy(Policy):
 
     @lifelong_trace.setter
     def lifelong_trace(self, trace: torch.Tensor) -> None:
-        """Traces (batch, units, units) that the next `reset` with that batch size starts from."""
+        """Traces (batch, *trace_shape) that the next `reset` with that batch size starts from."""
         if not (self.config.lifelong and self.plasticity):
             raise ValueError(f"policy {self.name!r} is not a lifelong plastic policy")
-        n = self.cell.state_size
-        if trace.dim() != 3 or tuple(trace.shape[1:]) != (n, n):
-            raise ValueError(f"lifelong trace must have shape (batch, {n}, {n}), got {tuple(trace.shape)}")
+        shape = self.trace_shape
+        if trace.dim() != 3 or tuple(trace.shape[1:]) != shape:
+            raise ValueError(f"lifelong trace must have shape (batch, {shape[0]}, {shape[1]}), got {tuple(trace.shape)}")
         self._stored_trace = trace.detach().clone()
         self._batch, self._fast = 0, None  # the next act() or reset() starts from it
+
+    @property
+    def trace_shape(self) -> Optional[tuple[int, int]]:
+        """(pre, post) of the plastic traces of one sample: (units, units) for the liquid
+        cells, (features, actions) for the LSM's readout; None without plastic synapses."""
+        return None if self.cell is None or self.cell.rule is None else tuple(self.cell.rule.shape)
 
     @property
     def num_parameters(self) -> int:
