@@ -338,3 +338,31 @@ def test_expert_labels_do_not_wind_up_while_another_controller_drives():
             env.close()
         saturated.append(np.mean(np.abs(traj.labels[:, 1]) > 0.9))
     assert np.mean(saturated) < 0.2, saturated
+
+
+@pytest.mark.parametrize("scenario", ["right-motor-fade", "ice-posts"])
+def test_guided_expert_drives_the_classical_route_with_the_experts_compensation(scenario):
+    """The guided teacher heads where the classical controller heads, but undoes the motor
+    gains and minds the grip: it reaches the goal where a weak side or ice is in the way."""
+    from navctl.expert import GuidedExpert
+
+    info = run_episode(scenario, GuidedExpert(), seed=0)
+    assert info["is_success"], info["termination"]
+    guided, classical = GuidedExpert(), ClassicalController()
+    guided.reset(1)
+    classical.reset(1)
+    import gymnasium as gym
+
+    import envs
+
+    env = gym.make(envs.ENV_ID, scenario="flat")
+    obs, info = env.reset(seed=0)
+    try:  # on flat ground with even motors it turns the way the classical controller turns
+        for _ in range(40):
+            a_guided, a_classical = guided.act(obs, info), classical.act(obs)
+            assert np.sign(a_guided[1]) == np.sign(a_classical[1]) or abs(a_classical[1]) < 0.05
+            obs, _, terminated, truncated, info = env.step(a_guided)
+            if terminated or truncated:
+                break
+    finally:
+        env.close()

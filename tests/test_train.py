@@ -132,6 +132,9 @@ def test_bad_config_names_file_and_field(tmp_path):
     bad = {k: v for k, v in TINY.items() if k != "policy"}
     with pytest.raises(UsageError, match=r"tiny.yaml: policy: missing required field"):
         load_config(write_config(tmp_path, bad))
+    bad = dict(TINY, dagger=dict(TINY["dagger"], teacher="planner"))
+    with pytest.raises(UsageError, match=r"tiny.yaml: dagger.teacher: must be one of expert, guided, got 'planner'"):
+        load_config(write_config(tmp_path, bad))
 
 
 def test_cli_bad_config_exits_2_without_traceback(tmp_path):
