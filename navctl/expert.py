@@ -60,6 +60,12 @@ def _wrap(a: float) -> float:
     return (a + math.pi) % (2 * math.pi) - math.pi
 
 
+def _spin_rate(heading: float, mu_here: float) -> float:
+    """Yaw rate (rad/s) for turning on the spot towards `heading` (rad): slower on slippery
+    ground (friction `mu_here`), where a fast spin only slides."""
+    return math.copysign(W_MAX * (0.5 + 0.5 * min(mu_here, 1.0)), heading)
+
+
 def wheel_compensated_action(v: float, w: float, gain_left: float, gain_right: float) -> np.ndarray:
     """The normalised action whose *delivered* motion is (v m/s, w rad/s) under the motor gains.
 
@@ -232,7 +238,7 @@ class ExpertController(Policy):
         alpha = _wrap(math.atan2(dy, dx) - yaw)
         if abs(alpha) > cfg.turn_in_place_rad:
             v_des = 0.0
-            w_des = math.copysign(W_MAX * (0.5 + 0.5 * min(mu_here, 1.0)), alpha)
+            w_des = _spin_rate(alpha, mu_here)
         else:
             # Steering grips less on slippery ground: slow down more for the same heading error.
             v_des = v_lim * max(math.cos(alpha), 0.0) ** (2.0 / math.sqrt(max(min(mu_here, 1.0), 0.1)))
@@ -448,6 +454,6 @@ class GuidedExpert(ExpertController):
         st = self._states[i]
         self._maps(st, priv)
         if abs(heading) > self.config.turn_in_place_rad:
-            return 0.0, math.copysign(W_MAX * (0.5 + 0.5 * min(mu_here, 1.0)), heading)
+            return 0.0, _spin_rate(heading, mu_here)
         v = min(v, self._obstacle_limit(st, priv, xy, yaw, vel, mu_here))
-        return v, float(np.clip(self._classical.config.heading_gain * heading, -W_MAX, W_MAX))
+        return v, self._classical.yaw_rate(heading)

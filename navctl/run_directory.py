@@ -94,7 +94,7 @@ class RunDirectory:
             save_policy(policy, tmp)
         if _better(row, self.best_row):
             with atomic_path(self.path / "best.safetensors") as tmp:
-                save_policy(policy, tmp)
+                shutil.copyfile(self.path / "model.safetensors", tmp)
             self.state["best_round"] = row["round"]
         self.state["rounds"].append(row)
         self.state["rounds_done"] = row["round"] + 1

@@ -77,9 +77,10 @@ def train(config_path: str, out: Optional[str] = None, resume: bool = False, see
             # 1. Collect: the expert drives (round 0), or the student with the expert taking over.
             bar.set_postfix_str(f"round {r}: collecting (beta {_beta(cfg, r):.2f})")
             new = run_episodes(executor, _collection_tasks(cfg, r, train_scenarios, policy))
-            run.save_data(r, [labelled(t) for t in new], [_meta(t) for t in new])
-            data += [labelled(t) for t in new]
-            sequences += training_sequences(policy, [labelled(t) for t in new], cfg.dagger.mirror)
+            episodes = [labelled(t) for t in new]
+            run.save_data(r, episodes, [_meta(t) for t in new])
+            data += episodes
+            sequences += training_sequences(policy, episodes, cfg.dagger.mirror)
             seen.update((t.scenario, t.scenario_seed is not None) for t in new)
             collect_s = clock.lap()
             # 2. Fit the student on all the data so far.

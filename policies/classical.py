@@ -155,8 +155,11 @@ class ClassicalController(Policy):
 
     def _act_one(self, i: int, o: np.ndarray) -> np.ndarray:
         heading, v = self.decide(i, o)
-        w = float(np.clip(self.config.heading_gain * heading, -self.robot.w_max, self.robot.w_max))
-        return np.array([v / self.robot.v_max, w / self.robot.w_max])
+        return np.array([v / self.robot.v_max, self.yaw_rate(heading) / self.robot.w_max])
+
+    def yaw_rate(self, heading: float) -> float:
+        """The yaw rate (rad/s) it turns with towards `heading` (rad, robot frame)."""
+        return float(np.clip(self.config.heading_gain * heading, -self.robot.w_max, self.robot.w_max))
 
     def decide(self, i: int, o: np.ndarray) -> tuple[float, float]:
         """Sample i's step on observation `o`: the heading to take (rad, robot frame, CCW)
