@@ -1,16 +1,17 @@
 """Results over training seeds: success and SPL per learned kind as mean, spread and worst seed.
 
     python benchmarks/seed_results.py runs/test-eval runs/test-procedural \\
-        --group liquid='runs/seeds/liquid-s*.safetensors' \\
-        --group liquid-frozen='runs/seeds/liquid-s*.safetensors-frozen' \\
+        --group liquid='liquid,runs/seeds/liquid-s*/best.safetensors' \\
+        --group liquid-frozen='liquid-frozen,runs/seeds/liquid-s*/best.safetensors-frozen' \\
         --shipped liquid=liquid --shipped liquid-frozen=liquid-frozen --out runs/results
 
 Input: `navctl evaluate` output directories (their episodes.csv) or episodes.csv files.
-`--group NAME=GLOB` gathers the policies whose `policy` value matches GLOB (fnmatch) into one
-learned kind, each matching policy being one training seed; policies in no group
-(classical, expert, ...) are reported on their own. `--shipped NAME=POLICY` names the policy
-value that is group NAME's shipped checkpoint: its own numbers get a column of that group's
-row (and no row of their own).
+`--group NAME=GLOB` gathers the policies whose `policy` value matches GLOB (fnmatch; several
+patterns separated by commas) into one learned kind, each matching policy being one training
+seed; policies in no group (classical, expert, ...) are reported on their own.
+`--shipped NAME=POLICY` names the policy value that is group NAME's shipped checkpoint: its
+own numbers get a column of that group's row (and no row of their own). The shipped
+checkpoint is usually one of the seeds: match it in GLOB too, as above.
 
 Test sets: rows whose scenario is a procedural set (`procedural`, `procedural-test`, ...)
 form a set named by that scenario; built-in scenarios form the set of their split (`eval`,
@@ -128,12 +129,16 @@ def parse_pairs(specs: Sequence[str], option: str) -> dict[str, str]:
 
 
 # --- which policy belongs where, and which episodes have a change -----------------------------
+def matches(policy: str, globs: str) -> bool:
+    """Whether `policy` matches one of the comma-separated fnmatch patterns `globs`."""
+    return any(fnmatch.fnmatchcase(policy, glob.strip()) for glob in globs.split(","))
+
+
 def assign_groups(policies: Sequence[str], groups: dict[str, str], shipped: dict[str, str]) -> dict[str, list[str]]:
     """Group name -> its policies (seeds), in the order they appear. UsageError when a group
     matches nothing, a policy matches two groups, a shipped policy is unknown, or a group has
     the name of a policy that would get a row of its own."""
-    members: dict[str, list[str]] = {name: [p for p in policies if fnmatch.fnmatchcase(p, glob)]
-                                     for name, glob in groups.items()}
+    members: dict[str, list[str]] = {name: [p for p in policies if matches(p, glob)] for name, glob in groups.items()}
     known = ", ".join(policies)
     for name, seeds in members.items():
         if not seeds:

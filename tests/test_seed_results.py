@@ -246,3 +246,19 @@ def test_seed_labels_keep_what_tells_the_seeds_apart():
     flat = ["runs/seeds/liquid-s0.safetensors-frozen", "runs/seeds/liquid-s1.safetensors-frozen"]
     assert seed_results.seed_label(flat[0], flat) == "liquid-s0.safetensors-frozen"
     assert seed_results.seed_label("s1", ["s0", "s1"]) == "s1"
+
+
+def test_the_shipped_checkpoint_can_be_one_of_the_seeds(tmp_path, capsys):
+    rows = (eval_rows("liquid", [1, 1, 1, 0], [0.9, 0.8, 1.0, 0.0])
+            + eval_rows("runs/seeds/liquid-s1/best.safetensors", [1, 0, 0, 1], [0.6, 0.0, 0.0, 0.8]))
+    code, out, _ = run(capsys, write(tmp_path / "ev", rows), "--group",
+                       "liquid=liquid, runs/seeds/liquid-s*/best.safetensors", "--shipped", "liquid=liquid",
+                       "--out", tmp_path / "res")
+    assert code == 0
+    results = json.loads((tmp_path / "res" / "results.json").read_text())["test_sets"]
+    assert [r["name"] for r in results[0]["rows"]] == ["liquid"]
+    liquid = find(results, "eval", "liquid")
+    assert liquid["seeds"] == ["liquid", "runs/seeds/liquid-s1/best.safetensors"]
+    assert liquid["all"]["success_rate"]["mean"] == pytest.approx(0.625)
+    assert liquid["all"]["shipped"]["success_rate"] == 0.75
+    assert liquid["all"]["worst"]["policy"] == "runs/seeds/liquid-s1/best.safetensors"
