@@ -247,30 +247,56 @@ def _batches(lengths: list[int], size: int, rng: np.random.Generator) -> list[li
     return batches
 
 
-def _padded(seqs: list[LabelledSequence], batch: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(obs (B, T, obs_dim), labels (B, T, 2), mask (B, T)) of a batch, zero-padded to its longest."""
+def _padded(seqs: list[LabelledSequence], batch: list[int],
+            features: Optional[list[np.ndarray]] = None) -> tuple[np.ndarray, ...]:
+    """(obs (B, T, obs_dim), labels (B, T, 2), mask (B, T)) of a batch, zero-padded to its
+    longest, and with `features` (one (T, F) array per sequence) their padded (B, T, F) last."""
     lengths = [len(seqs[k][0]) for k in batch]
     t_max = max(lengths)
     obs = np.zeros((len(batch), t_max, seqs[batch[0]][0].shape[1]), np.float32)
     act = np.zeros((len(batch), t_max, 2), np.float32)
     mask = np.zeros((len(batch), t_max), np.float32)
+    feats = None if features is None else np.zeros((len(batch), t_max, features[batch[0]].shape[1]), np.float32)
     for j, k in enumerate(batch):
         obs[j, :lengths[j]], act[j, :lengths[j]], mask[j, :lengths[j]] = seqs[k][0], seqs[k][1], 1.0
-    return obs, act, mask
+        if feats is not None:
+            feats[j, :lengths[j]] = features[k]
+    return (obs, act, mask) if feats is None else (obs, act, mask, feats)
 
 
-def _fit_batch(policy, opt, batch: tuple[np.ndarray, np.ndarray, np.ndarray], optim: Optim) -> tuple[float, float]:
-    """Truncated BPTT over one padded batch, one optimizer step per chunk, the state carried
-    from chunk to chunk; returns (summed loss x steps, steps)."""
+def fixed_features(policy, seqs: list[LabelledSequence], batch_size: int = 64) -> Optional[list[np.ndarray]]:
+    """Per sequence, what the network's untrained first stage (the LSM's reservoir) makes of
+    it, (T, features) float32; None when the network has no such stage. Computed once per
+    fit instead of in every epoch, in batches of sequences of similar length."""
     import torch
 
-    obs_t, act_t, mask_t = (torch.from_numpy(a) for a in batch)
+    if not policy.net.has_fixed_features:
+        return None
+    out: list[np.ndarray] = [np.zeros((0, 0), np.float32)] * len(seqs)
+    order = sorted(range(len(seqs)), key=lambda k: len(seqs[k][0]))
+    for i in range(0, len(order), batch_size):
+        batch = order[i:i + batch_size]
+        obs = torch.from_numpy(_padded(seqs, batch)[0])
+        with torch.no_grad():
+            feats = policy.net.fixed_features(obs, torch.full(obs.shape[:2], CONTROL_DT_S)).numpy()
+        for j, k in enumerate(batch):
+            out[k] = feats[j, :len(seqs[k][0])]
+    return out
+
+
+def _fit_batch(policy, opt, batch: tuple[np.ndarray, ...], optim: Optim) -> tuple[float, float]:
+    """Truncated BPTT over one padded batch (_padded's arrays), one optimizer step per chunk,
+    the state carried from chunk to chunk; returns (summed loss x steps, steps)."""
+    import torch
+
+    obs_t, act_t, mask_t, *feats = (torch.from_numpy(a) for a in batch)
     size, t_max, chunk = obs_t.shape[0], obs_t.shape[1], optim.chunk_steps
     dt_t = torch.full((size, chunk), CONTROL_DT_S)
     state, total, count = None, 0.0, 0.0
     for t0 in range(0, t_max, chunk):
         t1 = min(t0 + chunk, t_max)
-        pred, state = policy.train_forward(obs_t[:, t0:t1], dt_t[:, :t1 - t0], state)
+        pred, state = policy.train_forward(obs_t[:, t0:t1], dt_t[:, :t1 - t0], state,
+                                           features=feats[0][:, t0:t1] if feats else None)
         m = mask_t[:, t0:t1]
         loss = (((pred - act_t[:, t0:t1]) ** 2).sum(-1) * m).sum() / m.sum().clamp(min=1.0)
         opt.zero_grad()
@@ -291,6 +317,7 @@ def fit(policy, seqs: list[LabelledSequence], optim: Optim, seed: int, progress=
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     opt = torch.optim.Adam(policy.net.parameters(), lr=optim.lr)
+    features = fixed_features(policy, seqs)
     policy.net.train()
     epoch_loss = math.nan
     for epoch in range(optim.epochs):
@@ -300,7 +327,7 @@ def fit(policy, seqs: list[LabelledSequence], optim: Optim, seed: int, progress=
             group["lr"] = lr
         total, count = 0.0, 0.0
         for batch in _batches([len(obs) for obs, _ in seqs], optim.batch_episodes, rng):
-            batch_total, batch_count = _fit_batch(policy, opt, _padded(seqs, batch), optim)
+            batch_total, batch_count = _fit_batch(policy, opt, _padded(seqs, batch, features), optim)
             total, count = total + batch_total, count + batch_count
         epoch_loss = total / max(count, 1.0)
         if progress is not None:

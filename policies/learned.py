@@ -372,16 +372,20 @@ class LearnedPolicy(Policy):
         return self.net.initial_state(batch_size)
 
     def train_forward(
-        self, obs_seq: torch.Tensor, dt_seq: Union[None, float, torch.Tensor] = None, state: Optional[State] = None
+        self, obs_seq: torch.Tensor, dt_seq: Union[None, float, torch.Tensor] = None, state: Optional[State] = None,
+        features: Optional[torch.Tensor] = None,
     ) -> tuple[torch.Tensor, State]:
         """Differentiable rollout: obs_seq (batch, time, input_dim) (see `network_inputs`), dt_seq seconds (number or
         (batch, time); default the config's dt), state (default zeros) -> (actions, state).
+        `features`: the same steps of `net.fixed_features` when the net has them (the LSM).
 
         Gradients flow through the neuron states and the plastic traces (BPTT). The numpy
         fast path re-reads the weights at the next act() after this call.
         """
         self._stale = True
         dt = self.config.dt if dt_seq is None else dt_seq
+        if features is not None:
+            return self.net(obs_seq, dt, state, features=features)
         return self.net(obs_seq, dt, state)
 
     def __repr__(self) -> str:

@@ -326,6 +326,25 @@ class LSMNet(LiquidNet):
             x = torch.clamp(x, -self.obs_clip, self.obs_clip)
         return x
 
+    has_fixed_features = True
+
+    def fixed_features(self, obs_seq: torch.Tensor, dt_seq: torch.Tensor) -> torch.Tensor:
+        """The readout's inputs z (batch, time, features) over whole sequences from the
+        reservoir's rest state: obs_seq (batch, time, inputs), dt_seq (batch, time) in s.
+        The reservoir is fixed, so training computes them once rather than every epoch."""
+        h = self.cell.initial_state(obs_seq.shape[0], obs_seq).h
+        return self.cell.run_reservoir(self.normalize(obs_seq), dt_seq / self.time_unit, h)[0]
+
+    def forward(self, obs_seq: torch.Tensor, dt_seq: Union[None, float, torch.Tensor] = None,
+                state: Optional[tuple] = None, features: Optional[torch.Tensor] = None) -> tuple:
+        """As LiquidNet.forward; with `features` (that chunk of `fixed_features`) only the
+        readout runs, and h, which the features already account for, is passed through."""
+        if features is None:
+            return super().forward(obs_seq, dt_seq, state)
+        h, trace = CellState(*(state if state is not None else self.initial_state(obs_seq.shape[0])))
+        y, trace = self.cell.readout(features, trace)
+        return self.action(y, obs_seq, acting=False), CellState(h, trace).tensors()
+
 
 class NumpyLSMStep(NumpyStep):
     """The LSM's control step for one sample in numpy (what `act()` runs at batch 1).

@@ -32,6 +32,10 @@ RESIDUAL_SCALE = 2.0  # a residual spans [-2, 2]: it can move any base action an
 class PolicyNet(nn.Module):
     """Base: observation normalisation and the interface."""
 
+    # True when the network starts with an untrained stage (the LSM's reservoir): training
+    # then computes `fixed_features` once per sequence and passes them to forward(features=).
+    has_fixed_features = False
+
     def __init__(self, obs_dim: int, act_dim: int, obs_clip: Optional[float], residual: bool = False):
         super().__init__()
         self.obs_dim = obs_dim  # inputs, the base action included when residual

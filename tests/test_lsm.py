@@ -142,6 +142,27 @@ def test_numpy_path_equals_torch_path_over_an_episode(episode, modulator):
     np.testing.assert_allclose(y[0].numpy(), np.array(actions), atol=ACTION_TOL, rtol=0)
 
 
+def test_training_on_the_reservoir_features_computed_once_equals_running_the_reservoir(episode):
+    """fit() computes the fixed reservoir's features once per sequence (navctl.train.fixed_features);
+    the readout then gives what the full network gives chunk by chunk, state carried."""
+    from navctl.train import fixed_features
+
+    policy = lsm(episode, modulator="neuron", alpha_init=0.5)
+    seqs = [(episode, np.zeros((len(episode), 2), np.float32)), (episode[:150], np.zeros((150, 2), np.float32))]
+    feats = fixed_features(policy, seqs, batch_size=2)
+    assert [f.shape for f in feats] == [(len(episode), policy.cell.features), (150, policy.cell.features)]
+    obs, dt = torch.from_numpy(episode)[None], torch.full((1, 50), CONTROL_DT_S)
+    full = cached = None
+    with torch.no_grad():
+        for t0 in (0, 50, 100):
+            y_full, full = policy.train_forward(obs[:, t0:t0 + 50], dt, full)
+            y_cached, cached = policy.train_forward(obs[:, t0:t0 + 50], dt, cached,
+                                                    features=torch.from_numpy(feats[0][None, t0:t0 + 50]))
+            np.testing.assert_allclose(y_cached.numpy(), y_full.numpy(), atol=ACTION_TOL, rtol=0)
+            np.testing.assert_allclose(cached[1].numpy(), full[1].numpy(), atol=ACTION_TOL, rtol=0)  # traces
+    np.testing.assert_array_equal(feats[1], feats[0][:150])  # a sequence's features do not depend on its batch
+
+
 def test_per_sample_dt_runs_each_sample_its_own_sub_steps(episode):
     dts = (0.05, 0.08)  # 10 and 16 sub-steps
     batched = lsm(episode)
