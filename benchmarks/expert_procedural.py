@@ -161,6 +161,17 @@ def report(rows: list[dict], gen_s: np.ndarray) -> None:
     report_rescue(rows)
 
 
+def rescue_config(settings: list[str]) -> ExpertConfig:
+    """ExpertConfig with the rescue on and FIELD=VALUE settings (numbers; 0/1 for booleans)."""
+    values = {}
+    for item in settings:
+        name, _, value = item.partition("=")
+        if name not in ExpertConfig.__dataclass_fields__:
+            raise SystemExit(f"--set {item}: ExpertConfig has no field {name!r}")
+        values[name] = bool(int(value)) if isinstance(getattr(ExpertConfig, name), bool) else float(value)
+    return ExpertConfig(**{"rescue": True, **values})
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--episodes", type=int, default=50)
@@ -168,6 +179,8 @@ def main() -> None:
     ap.add_argument("--start", type=int, default=0, help="first scenario number of the split")
     ap.add_argument("--policy", default="expert",
                     help="expert (default), classical, guided, guided-rescue, or a policies.load name or checkpoint")
+    ap.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
+                    help="ExpertConfig fields for guided-rescue, e.g. rescue_stall_s=4 rescue_on_backoff=0")
     ap.add_argument("--json", help="save the per-episode rows to this file")
     ap.add_argument("--compare", nargs="+", help="compare saved runs (--json files) instead of running")
     args = ap.parse_args()
@@ -175,7 +188,11 @@ def main() -> None:
         compare(args.compare)
         return
     env = TerrainNavEnv(f"procedural-{args.split}")
-    policy = GuidedExpert(ExpertConfig(rescue=True)) if args.policy == "guided-rescue" else make_policy(args.policy)
+    if args.policy == "guided-rescue":
+        policy = GuidedExpert(rescue_config(args.set))
+        print("config:", policy.config)
+    else:
+        policy = make_policy(args.policy)
     rows, gen_s = [], []
     for k in range(args.episodes):
         seed = args.start + k

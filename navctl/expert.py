@@ -56,10 +56,11 @@ class ExpertConfig:
     # The guided teacher's rescue (GuidedExpert): when the classical route stalls, the expert's
     # own route drives until the robot has clearly escaped. Off: the guided teacher as shipped.
     rescue: bool = False
-    rescue_stall_s: float = 6.0  # s without rescue_progress_m of progress along the planned path = stalled
-    rescue_progress_m: float = 0.5  # m by which the planned path to the goal must get shorter to count
+    rescue_stall_s: float = 6.0  # s in which neither the planned path nor the straight line to the goal
+    #                              got rescue_progress_m shorter than ever before = stalled
+    rescue_progress_m: float = 0.5  # m, what counts as progress
     rescue_on_backoff: bool = True  # a back-off (stuck_s without headway) also counts as a stall
-    rescue_escape_m: float = 1.0  # m: escaped once this much closer to the goal (straight line) than ever before the stall
+    rescue_escape_m: float = 1.0  # m: escaped once this much closer to the goal (straight line) than before the stall
     rescue_max_s: float = 20.0  # s: hand back to the classical route at the latest after this long
 
 
@@ -445,9 +446,9 @@ class _Rescue:
     """The guided teacher's rescue state for one environment of the batch."""
 
     goal: Optional[np.ndarray] = None  # the goal the figures below are about
-    best_m: float = math.inf  # shortest planned path to the goal (m) since the last stall or hand-back
-    since_best_s: float = 0.0  # s since best_m last got rescue_progress_m shorter
-    closest_m: float = math.inf  # closest straight-line distance to the goal (m) since the last hand-back
+    best_path_m: float = math.inf  # shortest planned path to the goal (m) since the last hand-back ...
+    best_line_m: float = math.inf  # ... and straight-line distance, both in steps of rescue_progress_m
+    since_best_s: float = 0.0  # s since either got rescue_progress_m shorter
     left_s: float = 0.0  # s the rescue may still drive; > 0 while it drives
 
 
@@ -464,10 +465,11 @@ class GuidedExpert(ExpertController):
     ground, and backing out, not a route it cannot see.
 
     With ExpertConfig.rescue it also shows how to get out of the local minima the classical
-    route leads into (a U of obstacles, a wall across the way): when the route stalls (the
-    path planned on the true map has not got rescue_progress_m shorter for rescue_stall_s, or
-    the robot had to back off), the expert's own route drives until the robot is
-    rescue_escape_m closer to the goal than it ever was before (out of the basin of the local
+    route leads into (a U of obstacles, a wall across the way): when the route stalls (for
+    rescue_stall_s neither the path planned on the true map nor the straight line to the goal
+    got rescue_progress_m shorter than ever before, or the robot had to back off), the expert's
+    own route drives until the robot is rescue_escape_m closer to the goal than it ever was
+    before (out of the basin of the local
     minimum of goal distance that trapped the classical route), or for rescue_max_s at most,
     then the classical route again. Without a stall its actions are those of the rescue-less teacher.
     """
@@ -511,18 +513,18 @@ class GuidedExpert(ExpertController):
         remaining = st.path.length - st.progress_m  # m along the planned path to the goal
         to_goal = float(np.hypot(*(st.goal - xy)))  # m, straight line
         if r.goal is None or np.hypot(*(st.goal - r.goal)) > 0.05:  # a new (or moved) goal
-            r.goal, r.best_m, r.since_best_s, r.closest_m = st.goal.copy(), math.inf, 0.0, math.inf
+            self._rescues[i] = r = _Rescue(goal=st.goal.copy())
         if r.left_s > 0:
             r.left_s -= CONTROL_DT_S
-            if to_goal < r.closest_m - cfg.rescue_escape_m or r.left_s <= 0:  # escaped, or enough
-                r.left_s, r.best_m, r.since_best_s, r.closest_m = 0.0, remaining, 0.0, to_goal
+            if to_goal < r.best_line_m - cfg.rescue_escape_m or r.left_s <= 0:  # escaped, or enough
+                r.left_s, r.best_path_m, r.best_line_m, r.since_best_s = 0.0, remaining, to_goal, 0.0
                 return False
             return True
-        r.closest_m = min(r.closest_m, to_goal)
-        if remaining < r.best_m - cfg.rescue_progress_m:
-            r.best_m, r.since_best_s = remaining, 0.0
-        else:
-            r.since_best_s += CONTROL_DT_S
+        r.since_best_s += CONTROL_DT_S
+        if remaining < r.best_path_m - cfg.rescue_progress_m:
+            r.best_path_m, r.since_best_s = remaining, 0.0
+        if to_goal < r.best_line_m - cfg.rescue_progress_m:
+            r.best_line_m, r.since_best_s = to_goal, 0.0
         if r.since_best_s >= cfg.rescue_stall_s or (cfg.rescue_on_backoff and st.backoff_s > 0):
             r.left_s = cfg.rescue_max_s
             return True
