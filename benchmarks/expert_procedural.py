@@ -83,41 +83,46 @@ def run_episode(env: TerrainNavEnv, policy, seed: int) -> dict:
 
 
 class RescueTally:
-    """For a guided teacher with the rescue: how many steps the rescue drives, and how far
-    (L1 over the 2 normalised action components) its actions and the other steps' actions
-    are from the classical controller's on the same observations. Does nothing otherwise."""
+    """For a guided teacher with the rescue: how many steps the rescue drives, and its
+    actions and the other steps' actions beside the classical controller's on the same
+    observations (normalised [v, w] each). Does nothing for other policies."""
 
     def __init__(self, policy) -> None:
         self.policy = policy if isinstance(policy, GuidedExpert) and policy.config.rescue else None
         self.classical = classical_controller()
         self.classical.reset(1)
-        self.steps, self.diff = {True: 0, False: 0}, {True: [], False: []}
+        self.pairs = {True: [], False: []}  # rescuing -> [[v, w, classical v, classical w], ...]
 
     def step(self, obs: np.ndarray, action: np.ndarray) -> None:
         if self.policy is None:
             return
-        active = self.policy.rescuing(0)
-        self.steps[active] += 1
-        self.diff[active].append(float(np.abs(np.asarray(action) - self.classical.act(obs)).sum()))
+        classical = self.classical.act(obs)
+        self.pairs[self.policy.rescuing(0)].append([*map(float, action), *map(float, classical)])
 
     def summary(self) -> dict:
         if self.policy is None:
             return {}
-        return {"rescue_steps": self.steps[True], "other_steps": self.steps[False],
-                "rescue_diffs": self.diff[True], "other_diffs": self.diff[False]}
+        return {"rescue_steps": len(self.pairs[True]), "other_steps": len(self.pairs[False]),
+                "rescue_pairs": self.pairs[True], "other_pairs": self.pairs[False]}
 
 
 def report_rescue(rows: list[dict]) -> None:
+    """Share of steps the rescue drove, and how its actions differ from the classical controller's."""
     if not rows or "rescue_steps" not in rows[0]:
         return
     on, off = sum(r["rescue_steps"] for r in rows), sum(r["other_steps"] for r in rows)
     used = sum(r["rescue_steps"] > 0 for r in rows)
     print(f"rescue active on {on} of {on + off} steps ({on / max(on + off, 1):.3f}), in {used} of {len(rows)} episodes")
-    for name, key in (("rescue", "rescue_diffs"), ("other", "other_diffs")):
-        d = np.array([x for r in rows for x in r[key]])
-        if d.size:
-            print(f"  {name} steps: |action - classical action| (L1, normalised) mean {d.mean():.3f}, "
-                  f"median {np.median(d):.3f}, share > 0.5: {np.mean(d > 0.5):.3f}")
+    for name, key in (("rescue", "rescue_pairs"), ("other", "other_pairs")):
+        p = np.array([x for r in rows for x in r.get(key, [])]).reshape(-1, 4)
+        if len(p) == 0:
+            continue
+        dv, dw = np.abs(p[:, 0] - p[:, 2]), np.abs(p[:, 1] - p[:, 3])
+        opposite = (p[:, 1] * p[:, 3] < 0) & (np.abs(p[:, 1]) > 0.1) & (np.abs(p[:, 3]) > 0.1)
+        print(f"  {name} steps ({len(p)}), against the classical action: |dv| mean {dv.mean():.3f}, "
+              f"|dw| mean {dw.mean():.3f} (normalised); |dv| or |dw| > 0.5 on {np.mean((dv > 0.5) | (dw > 0.5)):.3f}; "
+              f"turns the other way on {opposite.mean():.3f}; reverses (v < -0.05) on {np.mean(p[:, 0] < -0.05):.3f} "
+              f"(classical {np.mean(p[:, 2] < -0.05):.3f})")
 
 
 def compare(paths: list[str]) -> None:
@@ -133,6 +138,7 @@ def compare(paths: list[str]) -> None:
         broke = sorted(n for n in shared if first[n]["success"] and not rows[n]["success"])
         print(f"{p:<40} success {np.mean(ok):.3f}  SPL {np.mean([rows[n]['spl'] for n in shared]):.3f}  "
               f"fixes {len(fixed)}/{len(failed_first)} of the first's failures; fails where it succeeded: {broke}")
+        report_rescue([rows[n] for n in shared])
 
 
 def report(rows: list[dict], gen_s: np.ndarray) -> None:
