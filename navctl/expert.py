@@ -469,9 +469,9 @@ class GuidedExpert(ExpertController):
     rescue_stall_s neither the path planned on the true map nor the straight line to the goal
     got rescue_progress_m shorter than ever before, or the robot had to back off), the expert's
     own route drives until the robot is rescue_escape_m closer to the goal than it ever was
-    before (out of the basin of the local
-    minimum of goal distance that trapped the classical route), or for rescue_max_s at most,
-    then the classical route again. Without a stall its actions are those of the rescue-less teacher.
+    before (out of the basin of the local minimum of goal distance that trapped the classical
+    route), or for rescue_max_s at most, then the classical route again. Without a stall its
+    actions are bit-identical to those of the rescue-less teacher.
     """
 
     name = "guided"
