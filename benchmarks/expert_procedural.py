@@ -8,14 +8,21 @@ its scenario's features, and for each feature how often episodes having it faile
 the generation time per scenario against the episode's simulated and wall time.
 
     python benchmarks/expert_procedural.py [--episodes 50] [--split validation] [--start 0] [--policy expert]
+                                           [--json rows.json]
+    python benchmarks/expert_procedural.py --compare classical.json guided.json ...
 
-`--policy` drives with another policy instead (`classical`, or a `policies.load` name or
-checkpoint such as `liquid`), to compare on the same scenarios.
+`--policy` drives with another policy instead (`classical`, `guided`, `guided-rescue` (the
+guided teacher with ExpertConfig.rescue on), or a `policies.load` name or checkpoint such as
+`liquid`), to compare on the same scenarios. For `guided-rescue` it also counts the steps the
+rescue drives and how far its actions are from what the classical controller would command.
+`--json` saves the per-episode rows; `--compare` prints success and SPL of saved runs on the
+scenarios they share, and which of the first run's failures each other run fixes.
 """
 from __future__ import annotations
 
 import argparse
 import collections
+import json
 import re
 import time
 
@@ -24,10 +31,8 @@ import numpy as np
 from envs.scenarios import Scenario, generate, procedural_seed
 from envs.terrain_nav import TerrainNavEnv
 
-try:  # the expert is moving from policies/ to navctl/
-    from navctl.expert import ExpertController
-except ImportError:
-    from policies.expert import ExpertController
+from navctl.expert import ExpertConfig, GuidedExpert
+from navctl.policy_names import classical_controller, make_policy
 
 
 def features(sc: Scenario) -> list[str]:
@@ -58,9 +63,11 @@ def run_episode(env: TerrainNavEnv, policy, seed: int) -> dict:
     obs, info = env.reset(seed=seed)
     policy.reset(1)
     start = np.asarray(info["privileged"]["pose"][:2]).copy()
+    rescue = RescueTally(policy)
     t0 = time.perf_counter()
     while True:
         action = policy.act(obs, info) if getattr(policy, "privileged", False) else policy.act(obs)
+        rescue.step(obs, action)
         obs, _, terminated, truncated, info = env.step(action)
         if terminated or truncated:
             break
@@ -72,7 +79,66 @@ def run_episode(env: TerrainNavEnv, policy, seed: int) -> dict:
             "time_limit_s": env.scenario.time_limit_s, "left_m": info["distance_to_goal"],
             "start": start, "end": np.asarray(info["privileged"]["pose"][:2]).copy(),
             "events": [e["set"] for e in info["events"]], "features": features(env.scenario),
-            "wall_s": time.perf_counter() - t0}
+            "wall_s": time.perf_counter() - t0, **rescue.summary()}
+
+
+class RescueTally:
+    """For a guided teacher with the rescue: how many steps the rescue drives, and its
+    actions and the other steps' actions beside the classical controller's on the same
+    observations (normalised [v, w] each). Does nothing for other policies."""
+
+    def __init__(self, policy) -> None:
+        self.policy = policy if isinstance(policy, GuidedExpert) and policy.config.rescue else None
+        self.classical = classical_controller()
+        self.classical.reset(1)
+        self.pairs = {True: [], False: []}  # rescuing -> [[v, w, classical v, classical w], ...]
+
+    def step(self, obs: np.ndarray, action: np.ndarray) -> None:
+        if self.policy is None:
+            return
+        classical = self.classical.act(obs)
+        self.pairs[self.policy.rescuing(0)].append([*map(float, action), *map(float, classical)])
+
+    def summary(self) -> dict:
+        if self.policy is None:
+            return {}
+        return {"rescue_steps": len(self.pairs[True]), "other_steps": len(self.pairs[False]),
+                "rescue_pairs": self.pairs[True], "other_pairs": self.pairs[False]}
+
+
+def report_rescue(rows: list[dict]) -> None:
+    """Share of steps the rescue drove, and how its actions differ from the classical controller's."""
+    if not rows or "rescue_steps" not in rows[0]:
+        return
+    on, off = sum(r["rescue_steps"] for r in rows), sum(r["other_steps"] for r in rows)
+    used = sum(r["rescue_steps"] > 0 for r in rows)
+    print(f"rescue active on {on} of {on + off} steps ({on / max(on + off, 1):.3f}), in {used} of {len(rows)} episodes")
+    for name, key in (("rescue", "rescue_pairs"), ("other", "other_pairs")):
+        p = np.array([x for r in rows for x in r.get(key, [])]).reshape(-1, 4)
+        if len(p) == 0:
+            continue
+        dv, dw = np.abs(p[:, 0] - p[:, 2]), np.abs(p[:, 1] - p[:, 3])
+        opposite = (p[:, 1] * p[:, 3] < 0) & (np.abs(p[:, 1]) > 0.1) & (np.abs(p[:, 3]) > 0.1)
+        print(f"  {name} steps ({len(p)}), against the classical action: |dv| mean {dv.mean():.3f}, "
+              f"|dw| mean {dw.mean():.3f} (normalised); |dv| or |dw| > 0.5 on {np.mean((dv > 0.5) | (dw > 0.5)):.3f}; "
+              f"turns the other way on {opposite.mean():.3f}; reverses (v < -0.05) on {np.mean(p[:, 0] < -0.05):.3f} "
+              f"(classical {np.mean(p[:, 2] < -0.05):.3f})")
+
+
+def compare(paths: list[str]) -> None:
+    """Success and SPL of saved runs on their shared scenarios; failures of the first fixed by the others."""
+    runs = {p: {r["scenario"]: r for r in json.load(open(p))} for p in paths}
+    shared = sorted(set.intersection(*(set(r) for r in runs.values())), key=lambda n: int(n.rsplit("-", 1)[1]))
+    print(f"{len(shared)} shared scenarios")
+    first = runs[paths[0]]
+    failed_first = {n for n in shared if not first[n]["success"]}
+    for p, rows in runs.items():
+        ok = [rows[n]["success"] for n in shared]
+        fixed = sorted(n for n in failed_first if rows[n]["success"])
+        broke = sorted(n for n in shared if first[n]["success"] and not rows[n]["success"])
+        print(f"{p:<40} success {np.mean(ok):.3f}  SPL {np.mean([rows[n]['spl'] for n in shared]):.3f}  "
+              f"fixes {len(fixed)}/{len(failed_first)} of the first's failures; fails where it succeeded: {broke}")
+        report_rescue([rows[n] for n in shared])
 
 
 def report(rows: list[dict], gen_s: np.ndarray) -> None:
@@ -98,6 +164,18 @@ def report(rows: list[dict], gen_s: np.ndarray) -> None:
     failed = collections.Counter(t for r in rows if not r["success"] for t in r["features"])
     for tag, k in sorted(counts.items(), key=lambda kv: (-failed[kv[0]] / kv[1], kv[0])):
         print(f"  {tag:<26} {failed[tag]:>3} / {k:<3}")
+    report_rescue(rows)
+
+
+def rescue_config(settings: list[str]) -> ExpertConfig:
+    """ExpertConfig with the rescue on and FIELD=VALUE settings (numbers; 0/1 for booleans)."""
+    values = {}
+    for item in settings:
+        name, _, value = item.partition("=")
+        if name not in ExpertConfig.__dataclass_fields__:
+            raise SystemExit(f"--set {item}: ExpertConfig has no field {name!r}")
+        values[name] = bool(int(value)) if isinstance(getattr(ExpertConfig, name), bool) else float(value)
+    return ExpertConfig(**{"rescue": True, **values})
 
 
 def main() -> None:
@@ -105,19 +183,22 @@ def main() -> None:
     ap.add_argument("--episodes", type=int, default=50)
     ap.add_argument("--split", default="validation", choices=("train", "validation", "test"))
     ap.add_argument("--start", type=int, default=0, help="first scenario number of the split")
-    ap.add_argument("--policy", default="expert", help="expert (default), classical, or a policies.load name or checkpoint")
+    ap.add_argument("--policy", default="expert",
+                    help="expert (default), classical, guided, guided-rescue, or a policies.load name or checkpoint")
+    ap.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
+                    help="ExpertConfig fields for guided-rescue, e.g. rescue_stall_s=4 rescue_on_backoff=0")
+    ap.add_argument("--json", help="save the per-episode rows to this file")
+    ap.add_argument("--compare", nargs="+", help="compare saved runs (--json files) instead of running")
     args = ap.parse_args()
+    if args.compare:
+        compare(args.compare)
+        return
     env = TerrainNavEnv(f"procedural-{args.split}")
-    if args.policy == "expert":
-        policy = ExpertController()
-    elif args.policy == "classical":
-        from policies.classical import ClassicalController
-
-        policy = ClassicalController()
+    if args.policy == "guided-rescue":
+        policy = GuidedExpert(rescue_config(args.set))
+        print("config:", policy.config)
     else:
-        import policies
-
-        policy = policies.load(args.policy)
+        policy = make_policy(args.policy)
     rows, gen_s = [], []
     for k in range(args.episodes):
         seed = args.start + k
@@ -131,6 +212,10 @@ def main() -> None:
     env.close()
     print()
     report(rows, np.array(gen_s))
+    if args.json:
+        keep = [{k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in r.items()} for r in rows]
+        with open(args.json, "w") as f:
+            json.dump(keep, f)
 
 
 if __name__ == "__main__":

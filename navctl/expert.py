@@ -53,6 +53,15 @@ class ExpertConfig:
     ice_friction: float = 0.3  # below this the ground counts as ice
     stuck_s: float = 2.0  # no headway for this long while asking to move: back off
     backoff_s: float = 1.0  # drive away from the nearest obstacle for this long
+    # The guided teacher's rescue (GuidedExpert): when the classical route stalls, the expert's
+    # own route drives until the robot has clearly escaped. Off: the guided teacher as shipped.
+    rescue: bool = False
+    rescue_stall_s: float = 6.0  # s in which neither the planned path nor the straight line to the goal
+    #                              got rescue_progress_m shorter than ever before = stalled
+    rescue_progress_m: float = 0.5  # m, what counts as progress
+    rescue_on_backoff: bool = True  # a back-off (stuck_s without headway) also counts as a stall
+    rescue_escape_m: float = 1.0  # m: escaped once this much closer to the goal (straight line) than before the stall
+    rescue_max_s: float = 20.0  # s: hand back to the classical route at the latest after this long
 
 
 def _wrap(a: float) -> float:
@@ -216,11 +225,14 @@ class ExpertController(Policy):
                mu_here: float) -> tuple[float, float]:
         """The motion (v m/s, w rad/s) wanted now: pure pursuit along a path planned on the
         true map, as fast as the corners and obstacles ahead allow on the ground there."""
-        cfg, st = self.config, self._states[i]
-        goal = np.asarray(priv["goal"], dtype=float)[:2]
-        speed = float(vel[0] * math.cos(yaw) + vel[1] * math.sin(yaw))  # forward, m/s
+        self._follow_path(self._states[i], priv, xy)
+        return self._pursue(self._states[i], priv, xy, yaw, vel, mu_here)
 
-        # Plan when needed, then find where along the path we are.
+    def _follow_path(self, st: _State, priv: Mapping, xy: np.ndarray) -> None:
+        """Plans when needed (no path yet, the goal moved, replan_s passed, off the path),
+        then advances st.progress_m (m) to where along the path the robot is; once per step."""
+        cfg = self.config
+        goal = np.asarray(priv["goal"], dtype=float)[:2]
         if st.path is None or st.goal is None or np.hypot(*(goal - st.goal)) > 0.05 or st.since_plan_s >= cfg.replan_s:
             self._plan(st, priv, xy, goal)
         s, off = st.path.project(xy, st.progress_m - 0.5, st.progress_m + 2.0)
@@ -230,6 +242,12 @@ class ExpertController(Policy):
         st.progress_m = max(st.progress_m, s)
         st.since_plan_s += CONTROL_DT_S
 
+    def _pursue(self, st: _State, priv: Mapping, xy: np.ndarray, yaw: float, vel: np.ndarray,
+                mu_here: float) -> tuple[float, float]:
+        """Pure pursuit (v m/s, w rad/s) along st.path from where _follow_path found the robot."""
+        cfg = self.config
+        goal = np.asarray(priv["goal"], dtype=float)[:2]
+        speed = float(vel[0] * math.cos(yaw) + vel[1] * math.sin(yaw))  # forward, m/s
         v_lim = min(self._speed_limit(st, priv, mu_here), self._obstacle_limit(st, priv, xy, yaw, vel, mu_here))
 
         # Pure pursuit toward a target point on the path.
@@ -423,6 +441,17 @@ class ExpertController(Policy):
         return w_cmd
 
 
+@dataclass
+class _Rescue:
+    """The guided teacher's rescue state for one environment of the batch."""
+
+    goal: Optional[np.ndarray] = None  # the goal the figures below are about
+    best_path_m: float = math.inf  # shortest planned path to the goal (m) since the last hand-back ...
+    best_line_m: float = math.inf  # ... and straight-line distance, both in steps of rescue_progress_m
+    since_best_s: float = 0.0  # s since either got rescue_progress_m shorter
+    left_s: float = 0.0  # s the rescue may still drive; > 0 while it drives
+
+
 class GuidedExpert(ExpertController):
     """The expert's driving on the classical controller's route: the teacher whose labels a
     policy that sees only the observation can learn.
@@ -434,6 +463,15 @@ class GuidedExpert(ExpertController):
     the motor gains. A student correcting the classical controller (policy `base: classical`)
     learns from it only what the observation can tell: compensation for the robot and the
     ground, and backing out, not a route it cannot see.
+
+    With ExpertConfig.rescue it also shows how to get out of the local minima the classical
+    route leads into (a U of obstacles, a wall across the way): when the route stalls (for
+    rescue_stall_s neither the path planned on the true map nor the straight line to the goal
+    got rescue_progress_m shorter than ever before, or the robot had to back off), the expert's
+    own route drives until the robot is rescue_escape_m closer to the goal than it ever was
+    before (out of the basin of the local minimum of goal distance that trapped the classical
+    route), or for rescue_max_s at most, then the classical route again. Without a stall its
+    actions are bit-identical to those of the rescue-less teacher.
     """
 
     name = "guided"
@@ -443,17 +481,51 @@ class GuidedExpert(ExpertController):
 
         super().__init__(config)
         self._classical = classical_controller()
+        self._rescues: list[_Rescue] = [_Rescue()]
 
     def reset(self, batch_size: int = 1) -> None:
         super().reset(batch_size)
         self._classical.reset(batch_size)
+        self._rescues = [_Rescue() for _ in range(batch_size)]
+
+    def rescuing(self, i: int = 0) -> bool:
+        """True while the rescue (the expert's route) drives batch row i."""
+        return self._rescues[i].left_s > 0
 
     def _route(self, i: int, priv: Mapping, obs: np.ndarray, xy: np.ndarray, yaw: float, vel: np.ndarray,
                mu_here: float) -> tuple[float, float]:
-        heading, v = self._classical.decide(i, obs)
+        heading, v = self._classical.decide(i, obs)  # every step: it keeps its lidar memory current
         st = self._states[i]
+        if self.config.rescue and self._rescue_drives(i, priv, xy):
+            return self._pursue(st, priv, xy, yaw, vel, mu_here)
         self._maps(st, priv)
         if abs(heading) > self.config.turn_in_place_rad:
             return 0.0, _spin_rate(heading, mu_here)
         v = min(v, self._obstacle_limit(st, priv, xy, yaw, vel, mu_here))
         return v, self._classical.yaw_rate(heading)
+
+    def _rescue_drives(self, i: int, priv: Mapping, xy: np.ndarray) -> bool:
+        """Whether the expert's route drives this step: tracks the path planned on the true
+        map (also while the classical route drives; that changes none of its actions),
+        starts the rescue on a stall and ends it on escape or after rescue_max_s."""
+        cfg, st, r = self.config, self._states[i], self._rescues[i]
+        self._follow_path(st, priv, xy)
+        remaining = st.path.length - st.progress_m  # m along the planned path to the goal
+        to_goal = float(np.hypot(*(st.goal - xy)))  # m, straight line
+        if r.goal is None or np.hypot(*(st.goal - r.goal)) > 0.05:  # a new (or moved) goal
+            self._rescues[i] = r = _Rescue(goal=st.goal.copy())
+        if r.left_s > 0:
+            r.left_s -= CONTROL_DT_S
+            if to_goal < r.best_line_m - cfg.rescue_escape_m or r.left_s <= 0:  # escaped, or enough
+                r.left_s, r.best_path_m, r.best_line_m, r.since_best_s = 0.0, remaining, to_goal, 0.0
+                return False
+            return True
+        r.since_best_s += CONTROL_DT_S
+        if remaining < r.best_path_m - cfg.rescue_progress_m:
+            r.best_path_m, r.since_best_s = remaining, 0.0
+        if to_goal < r.best_line_m - cfg.rescue_progress_m:
+            r.best_line_m, r.since_best_s = to_goal, 0.0
+        if r.since_best_s >= cfg.rescue_stall_s or (cfg.rescue_on_backoff and st.backoff_s > 0):
+            r.left_s = cfg.rescue_max_s
+            return True
+        return False
