@@ -4,6 +4,7 @@ Names as the command line takes them:
 
     expert, classical   the hand-written controllers (navctl/expert.py, policies/classical.py);
     guided              the expert's driving on the classical controller's route (navctl/expert.py);
+    guided-rescue       the same, and the expert's own route where the classical one stalls;
                         navctl gives them what they know of the robot, from envs
     liquid, liquid-ltc, cfc, lstm, mlp, lsm
                         shipped checkpoints, via policies.load
@@ -26,7 +27,7 @@ from navctl.errors import UsageError
 from policies import SHIPPED
 from policies.base import Policy
 
-CONTROLLERS = ("expert", "guided", "classical")
+CONTROLLERS = ("expert", "guided", "guided-rescue", "classical")
 FROZEN_SUFFIX = "-frozen"
 
 
@@ -64,7 +65,7 @@ class PolicyWeights:
 def valid_names() -> list[str]:
     """The names `make_policy` knows, in the order the help text lists them."""
     return ["liquid", "liquid-frozen", "liquid-ltc", "cfc", "lstm", "mlp", "lsm", "lsm-frozen", "classical", "expert",
-            "guided"]
+            "guided", "guided-rescue"]
 
 
 def _describe_valid() -> str:
@@ -123,9 +124,9 @@ def _load(name: str) -> Policy:
     if name == "expert":
         from navctl.expert import ExpertController
         return ExpertController()
-    if name == "guided":
-        from navctl.expert import GuidedExpert
-        return GuidedExpert()
+    if name in ("guided", "guided-rescue"):
+        from navctl.expert import ExpertConfig, GuidedExpert
+        return GuidedExpert(ExpertConfig(rescue=name == "guided-rescue"))
     if name == "classical":
         return classical_controller()
     import policies

@@ -48,8 +48,9 @@ class Dagger:
     beta_decay: float = 0.5  # ... multiplied by this every further round
     mirror: bool = True  # also train on every episode mirrored left <-> right
     max_episode_s: float = 0.0  # cut collection episodes this long (0: the scenario's limit)
-    # who drives round 0 and labels every step: "expert" (plans on the true map) or "guided"
+    # who drives round 0 and labels every step: "expert" (plans on the true map), "guided"
     # (the expert's driving on the classical controller's route; navctl/expert.py GuidedExpert)
+    # or "guided-rescue" (the same, and the expert's own route where the classical one stalls)
     teacher: str = "expert"
 
 
@@ -100,7 +101,7 @@ _READ = fields(TrainConfig, {
     "dagger": fields(Dagger, {
         "expert_episodes": _COUNT, "rounds": _COUNT, "episodes_per_round": _COUNT,
         "beta_start": number(ge=0, le=1), "beta_decay": _RATE, "mirror": flag, "max_episode_s": _RATE,
-        "teacher": text(choices=("expert", "guided"))}),
+        "teacher": text(choices=("expert", "guided", "guided-rescue"))}),
     "optim": fields(Optim, {
         "epochs": _COUNT, "batch_episodes": number(integer=True, ge=1), "chunk_steps": number(integer=True, ge=1),
         "lr": _RATE, "lr_min": _RATE, "grad_clip": _RATE}),
