@@ -5,10 +5,11 @@ for us): the batch-1 latency of one step of our plastic CfC, plastic LTC, non-pl
 and LTC (numpy fast path, numpy in and out), of our torch path, and of ncps.torch's CfC and
 LTC modules stepping one time step (torch tensors prepared in advance, which favours ncps);
 then throughput at batch 256 (torch, inference mode). Also the full `act()` of the shipped
-policies (their checkpoints: the shipped liquid has one neuromodulator per neuron) and of
-the untrained default liquid, against ncps's CfC step with the same 32 neurons on the same
-41 observations. Targets: our plastic CfC step, and the shipped liquid's act(), at most
-1/10 of the ncps CfC step; the Liquid State Machine's act() (`lsm`: 300 spiking neurons, 10
+policies (their checkpoints: the shipped liquid has one neuromodulator per neuron), of
+the untrained default liquid and of the classical controller (which a residual policy runs
+first), on the 41 observations of a real episode (the classical controller on `clutter`),
+against ncps's CfC step with the same 32 neurons and 41 inputs. Targets: our plastic CfC
+step, and the shipped liquid's network step, at most 1/10 of the ncps CfC step; the Liquid State Machine's act() (`lsm`: 300 spiking neurons, 10
 sub-steps per control step, plastic readout; the shipped checkpoint, or an untrained one
 built from configs/lsm.yaml while none is shipped) at most one ncps CfC step.
 
@@ -30,6 +31,7 @@ import torch
 import yaml
 
 import policies
+from navctl.policy_names import classical_controller, with_base
 
 torch.set_num_threads(1)
 
@@ -103,7 +105,7 @@ def lsm_policy() -> tuple[str, policies.Policy]:
     if (policies.CHECKPOINT_DIR / "lsm.safetensors").is_file():
         return "shipped lsm", policies.load("lsm")
     with open(LSM_CONFIG) as f:
-        return "untrained lsm (configs/lsm.yaml)", build_policy(yaml.safe_load(f)["policy"])
+        return "untrained lsm (configs/lsm.yaml)", build_policy(with_base(yaml.safe_load(f)["policy"]))
 
 
 def recurrent_input_benchmark(policy, calls: int, rounds: int) -> dict[str, float]:
@@ -121,7 +123,20 @@ def recurrent_input_benchmark(policy, calls: int, rounds: int) -> dict[str, floa
     }, calls, rounds)
 
 
-def act_benchmark(rng: np.random.Generator, calls: int, rounds: int) -> tuple[dict[str, float], str]:
+def episode_observations() -> np.ndarray:
+    """The observations (steps, 41) of a real episode, the classical controller driving on
+    `clutter`: act() of a policy that corrects the classical controller costs what the
+    controller's lidar memory and corridor search cost, which depends on what the lidar sees."""
+    from envs.terrain_nav import TerrainNavEnv
+    from navctl.rollout import rollout
+
+    env = TerrainNavEnv("clutter")
+    traj = rollout(env, classical_controller(), seed=0, keep_observations=True)
+    env.close()
+    return np.asarray(traj.observations, np.float32)
+
+
+def act_benchmark(calls: int, rounds: int) -> tuple[dict[str, float], str]:
     """Seconds per act() of the shipped policies (the shipped liquid first) and per step of
     the ncps CfC of the same size; returns the times and the reference's name."""
     from ncps.torch import CfC as NcpsCfC
@@ -132,16 +147,17 @@ def act_benchmark(rng: np.random.Generator, calls: int, rounds: int) -> tuple[di
     act_policies = [(f"shipped {name}", policies.load(name)) for name in ("liquid", "liquid-ltc", "cfc", "lstm", "mlp")]
     act_policies.insert(1, ("untrained default liquid", build_policy({"kind": "liquid"})))
     act_policies.append(lsm_policy())
-    for label, policy in act_policies:
+    obs = episode_observations()
+    for label, policy in [*act_policies, ("classical controller (the residual policies' base)", classical_controller())]:
         policy.reset(1)
-        obs = rng.standard_normal((256, policy.config.obs_dim)).astype(np.float32)
         i = [0]
 
-        def act(policy=policy, obs=obs, i=i):
-            i[0] = (i[0] + 1) & 255
+        def act(policy=policy, i=i):
+            i[0] = (i[0] + 1) % len(obs)
             return policy.act(obs[i[0]])
 
-        act_fns[f"{label} ({policy.num_parameters} parameters)"] = act
+        params = getattr(policy, "num_parameters", None)
+        act_fns[label if params is None else f"{label} ({params} parameters)"] = act
     # the reference: ncps's CfC with the policy's neuron count, on the policy's 41 observations
     shipped = act_policies[0][1]
     act_units, act_inputs = shipped.cell.state_size, shipped.config.obs_dim
@@ -202,7 +218,7 @@ def main() -> None:
         for name, seconds in times.items():
             throughput_rows.append((units, name, seconds * 1e6, batch / seconds))
 
-    act_times, act_ref = act_benchmark(rng, args.calls, args.rounds)
+    act_times, act_ref = act_benchmark(args.calls, args.rounds)
     shipped_ratio = next(iter(act_times.values())) / act_times[act_ref]
     lsm_ratio = next(t for name, t in act_times.items() if "lsm" in name) / act_times[act_ref]
     recurrent = recurrent_input_benchmark(lsm_policy()[1], args.calls, args.rounds)
