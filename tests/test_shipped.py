@@ -14,7 +14,7 @@ from navctl.rollout import rollout
 from navctl.train_config import load_config, validate_config
 
 REPO = Path(__file__).resolve().parent.parent
-SHIPPED = ("liquid", "liquid-ltc", "cfc", "lstm", "mlp")
+SHIPPED = ("liquid", "liquid-ltc", "cfc", "lstm", "mlp", "lsm")
 
 
 @pytest.mark.parametrize("name", SHIPPED)
