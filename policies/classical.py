@@ -82,6 +82,7 @@ class ClassicalConfig:
 
 
 HEADING_BATCH = 8  # candidate headings whose corridors are measured together
+STRAIGHT_AHEAD = np.array([[1.0, 0.0]])  # the unit vector of heading 0, (1, 2)
 
 
 class _Memory:
@@ -208,8 +209,7 @@ class ClassicalController(Policy):
 
         # Speed from the clearance straight ahead (the corridor we are actually in) and the
         # turn still to make; yaw rate proportional to the heading error.
-        ahead = float(corridor_clearance(points, np.array([0.0]), cfg.half_width_m + 0.05, cfg.front_m,
-                                         robot.lidar_range_m)[0])
+        ahead = float(_clearance(points, STRAIGHT_AHEAD, cfg.half_width_m + 0.05, cfg.front_m, robot.lidar_range_m)[0])
         if abs(heading) > cfg.turn_in_place_rad:
             return heading, 0.0
         v = cfg.max_speed * math.cos(heading) ** 2

@@ -320,13 +320,13 @@ class LSMNet(LiquidNet):
     """A LiquidNet around an LSMCell. It normalises with the reciprocal of the std (as the
     numpy path does), so that both paths give the reservoir bit-identical inputs."""
 
+    has_fixed_features = True  # the reservoir: training computes its output once (fixed_features)
+
     def normalize(self, obs: torch.Tensor) -> torch.Tensor:
         x = (obs - self.obs_mean) * (1.0 / self.obs_std)
         if self.obs_clip is not None:
             x = torch.clamp(x, -self.obs_clip, self.obs_clip)
         return x
-
-    has_fixed_features = True
 
     def fixed_features(self, obs_seq: torch.Tensor, dt_seq: torch.Tensor) -> torch.Tensor:
         """The readout's inputs z (batch, time, features) over whole sequences from the
