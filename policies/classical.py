@@ -82,7 +82,6 @@ class ClassicalConfig:
 
 
 HEADING_BATCH = 8  # candidate headings whose corridors are measured together
-STRAIGHT_AHEAD = np.array([[1.0, 0.0]])  # the unit vector of heading 0, (1, 2)
 
 
 class _Memory:
@@ -93,16 +92,17 @@ class _Memory:
         self.ages = np.zeros(0)
 
     def update(self, ranges: np.ndarray, vx: float, vy: float, w: float, cfg: ClassicalConfig,
-               robot: Robot, angles: np.ndarray) -> np.ndarray:
-        """Adds a scan (ranges in m, one per angle in rad) after the robot moved (vx, vy) m/s
-        and turned w rad/s for one control period; returns all remembered points (N, 2), robot frame."""
+               robot: Robot, cos_sin: np.ndarray) -> np.ndarray:
+        """Adds a scan (ranges in m, one per ray; cos_sin (2, rays) of the rays' angles) after
+        the robot moved (vx, vy) m/s and turned w rad/s for one control period; returns all
+        remembered points (N, 2), robot frame."""
         dt = robot.control_dt_s
         dth = w * dt
         c, s = math.cos(dth), math.sin(dth)
         p = self.points - np.array([vx * dt, vy * dt])
         p = p @ np.array([[c, -s], [s, c]])  # rotate by -dth (row vectors)
         hit = ranges < robot.lidar_range_m - 0.05
-        new = np.stack([ranges[hit] * np.cos(angles[hit]), ranges[hit] * np.sin(angles[hit])], axis=1)
+        new = (ranges[hit] * cos_sin[:, hit]).T
         ages = self.ages + dt
         keep = (ages < cfg.memory_s) & (np.hypot(p[:, 0], p[:, 1]) < cfg.memory_radius_m)
         self.points = np.concatenate([p[keep], new])
@@ -122,14 +122,27 @@ def corridor_clearance(points: np.ndarray, headings: np.ndarray, half_width_m: f
 
 def _clearance(points: np.ndarray, u: np.ndarray, half_width_m: float, front_m: float, max_m: float) -> np.ndarray:
     """corridor_clearance along the unit vectors u (H, 2)."""
-    free = np.full(len(u), max_m)
     if len(points) == 0:
-        return free
+        return np.full(len(u), max_m)
     along = points @ u.T  # (N, H)
     cross = np.abs(points[:, :1] * u[:, 1] - points[:, 1:] * u[:, 0])
+    return _free_length(along, cross, half_width_m, front_m, max_m)
+
+
+def _clearance_ahead(points: np.ndarray, half_width_m: float, front_m: float, max_m: float) -> float:
+    """_clearance straight ahead (u = (1, 0)), where along and cross are x and |y| exactly."""
+    if len(points) == 0:
+        return max_m
+    return float(_free_length(points[:, 0], np.abs(points[:, 1]), half_width_m, front_m, max_m))
+
+
+def _free_length(along: np.ndarray, cross: np.ndarray, half_width_m: float, front_m: float,
+                 max_m: float) -> np.ndarray:
+    """Free corridor length (m) per column from the points' distances along (m) and across
+    (m, absolute) each corridor's axis."""
     blocking = (cross < half_width_m) & (along > -0.1)
     d = np.where(blocking, along - front_m, np.inf).min(axis=0)
-    return np.minimum(free, np.maximum(d, 0.0))
+    return np.minimum(max_m, np.maximum(d, 0.0))
 
 
 class ClassicalController(Policy):
@@ -145,7 +158,8 @@ class ClassicalController(Policy):
         self._goal_distance = layout["goal_distance"].start
         self._goal_sin, self._goal_cos = layout["goal_bearing"].start, layout["goal_bearing"].start + 1
         self._lin_vel, self._yaw_rate = layout["lin_vel"].start, layout["ang_vel"].start + 2
-        self._lidar, self._angles = layout["lidar"], robot.lidar_angles
+        self._lidar = layout["lidar"]
+        self._ray_cos_sin = np.stack([np.cos(robot.lidar_angles), np.sin(robot.lidar_angles)])
         self._headings = np.linspace(-math.pi, math.pi, self.config.headings, endpoint=False)  # candidates, rad
         self._directions = np.stack([np.cos(self._headings), np.sin(self._headings)], axis=1)
         self._mem: list[_Memory] = [_Memory()]
@@ -169,7 +183,7 @@ class ClassicalController(Policy):
 
     def yaw_rate(self, heading: float) -> float:
         """The yaw rate (rad/s) it turns with towards `heading` (rad, robot frame)."""
-        return float(np.clip(self.config.heading_gain * heading, -self.robot.w_max, self.robot.w_max))
+        return min(max(self.config.heading_gain * heading, -self.robot.w_max), self.robot.w_max)
 
     def decide(self, i: int, o: np.ndarray) -> tuple[float, float]:
         """Sample i's step on observation `o`: the heading to take (rad, robot frame, CCW)
@@ -180,7 +194,7 @@ class ClassicalController(Policy):
         yaw_rate = float(o[self._yaw_rate])
         turned = yaw_rate * robot.control_dt_s
         vx, vy = float(o[self._lin_vel]), float(o[self._lin_vel + 1])
-        points = self._mem[i].update(o[self._lidar], vx, vy, yaw_rate, cfg, robot, self._angles)
+        points = self._mem[i].update(o[self._lidar], vx, vy, yaw_rate, cfg, robot, self._ray_cos_sin)
         prev = self._prev[i] - turned  # last step's heading, in this step's frame
 
         headings, directions = self._headings, self._directions
@@ -209,9 +223,9 @@ class ClassicalController(Policy):
 
         # Speed from the clearance straight ahead (the corridor we are actually in) and the
         # turn still to make; yaw rate proportional to the heading error.
-        ahead = float(_clearance(points, STRAIGHT_AHEAD, cfg.half_width_m + 0.05, cfg.front_m, robot.lidar_range_m)[0])
+        ahead = _clearance_ahead(points, cfg.half_width_m + 0.05, cfg.front_m, robot.lidar_range_m)
         if abs(heading) > cfg.turn_in_place_rad:
             return heading, 0.0
         v = cfg.max_speed * math.cos(heading) ** 2
-        v *= float(np.clip((ahead - cfg.stop_clearance_m) / cfg.slow_clearance_m, 0.0, 1.0))
+        v *= min(max((ahead - cfg.stop_clearance_m) / cfg.slow_clearance_m, 0.0), 1.0)
         return heading, min(v, 0.3 + 0.5 * dist)

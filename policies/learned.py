@@ -365,7 +365,7 @@ class LearnedPolicy(Policy):
         action = np.tanh(self._fast.step(x, cell_dt))
         if self.base is None:
             return action
-        return np.clip(obs[-self.config.act_dim:] + RESIDUAL_SCALE * action, -1.0, 1.0)
+        return _clip(obs[-self.config.act_dim:] + RESIDUAL_SCALE * action, -1.0, 1.0)
 
     # -- training --------------------------------------------------------------------------
     def initial_state(self, batch_size: int = 1) -> State:
