@@ -26,6 +26,7 @@ from policies.base import ACT_DIM, Policy
 CONTROL_DT_S = 1.0 / TerrainNavEnv.control_hz  # s, one control step
 PREV_ACTION = OBS_LAYOUT["prev_action"]  # the last applied action, in the observation
 GOAL_DISTANCE = OBS_LAYOUT["goal_distance"].start  # m to the goal, in the observation
+LIDAR = OBS_LAYOUT["lidar"]  # ranges (m), the rays evenly spread counter-clockwise from straight ahead
 ROBOT_MASS_KG = 46.0  # the expert's round figure for the robot without payload (chassis and wheels)
 GRAVITY = 9.81  # m/s^2
 
@@ -484,8 +485,8 @@ class GuidedExpert(ExpertController):
 
     With ExpertConfig.escape instead, the way out is one the observation history can tell: on
     a stall (the observation's goal distance not rescue_progress_m shorter than ever before
-    for rescue_stall_s, or a back-off) it commits to the side whose free heading is nearer the
-    goal bearing and follows the obstacle's boundary on that side (each step the first free
+    for rescue_stall_s, or a back-off) it commits to the side where the lidar reads more free
+    range and follows the obstacle's boundary on that side (each step the first free
     heading scanning from the goal bearing in that rotational direction only) until the goal
     is escape_m closer than ever before and nearly straight ahead free, or for escape_max_s
     at most, then the classical route again. Without a stall its actions are bit-identical to
@@ -558,10 +559,18 @@ class GuidedExpert(ExpertController):
         r = self._takes_over(i, np.asarray(priv["goal"], dtype=float)[:2], math.inf, to_goal, out)
         if r is None:
             return None
-        if r.side == 0:  # just stalled: commit to the side whose free heading is nearer the goal bearing
-            ccw, cw = (self._classical.one_sided_heading(i, obs, side)[1] for side in (1.0, -1.0))
-            r.side = 1.0 if ccw <= cw else -1.0
+        if r.side == 0:  # just stalled: commit to a side
+            r.side = self._choose_side(obs)
         return self._classical.one_sided_heading(i, obs, r.side)[0]
+
+    @staticmethod
+    def _choose_side(obs: np.ndarray) -> float:
+        """The escape's side on a stall: +1 (counter-clockwise) when the lidar's left half
+        reads more free range in sum than its right half, else -1 (rays ahead and behind
+        belong to neither)."""
+        ranges = obs[LIDAR]
+        half = len(ranges) // 2
+        return 1.0 if ranges[1:half].sum() >= ranges[half + 1:].sum() else -1.0
 
     def _takes_over(self, i: int, goal: np.ndarray, remaining: float, to_goal: float,
                     out: Callable[[_Rescue], bool]) -> Optional[_Rescue]:
