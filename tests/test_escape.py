@@ -6,8 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from envs.scenarios import from_dict
 from envs.terrain_nav import TerrainNavEnv
 from navctl.expert import ExpertConfig, GuidedExpert
+from test_rescue import u_trap
 
 WALL_GAP_SEED = 11  # procedural train scenario 11: layout wall-gap, where the guided teacher times out
 
@@ -53,6 +55,18 @@ def test_escape_gets_the_guided_teacher_through_a_wall_gap_on_one_side():
     for run in runs:  # the side is chosen at the stall and kept until the hand-back
         assert run[0] in (-1.0, 1.0) and all(s == run[0] for s in run), f"the side changed during an escape: {set(run)}"
     assert sides[-1] == 0, "the escape should hand back to the classical route once out"
+
+
+def test_escape_gets_out_of_a_u_trap():
+    """The U of tests/test_rescue.py, where the guided teacher stays: following the U's
+    inside on one side leads round its arm."""
+    env = TerrainNavEnv(from_dict(u_trap(time_limit_s=45), "u-trap.yaml"))
+    try:
+        info, _, sides = drive(env, GuidedExpert(ExpertConfig(escape=True)), seed=0)
+    finally:
+        env.close()
+    assert info["is_success"], info["termination"]
+    assert escapes(sides)
 
 
 def test_without_a_stall_the_escape_changes_no_action():
