@@ -114,7 +114,8 @@ def report_rescue(rows: list[dict]) -> None:
         return
     on, off = sum(r["rescue_steps"] for r in rows), sum(r["other_steps"] for r in rows)
     used = sum(r["rescue_steps"] > 0 for r in rows)
-    print(f"rescue (or escape) active on {on} of {on + off} steps ({on / max(on + off, 1):.3f}), in {used} of {len(rows)} episodes")
+    print(f"rescue (or escape) active on {on} of {on + off} steps ({on / max(on + off, 1):.3f}), "
+          f"in {used} of {len(rows)} episodes")
     for name, key in (("rescue", "rescue_pairs"), ("other", "other_pairs")):
         p = np.array([x for r in rows for x in r.get(key, [])]).reshape(-1, 4)
         if len(p) == 0:

@@ -68,7 +68,7 @@ class ExpertConfig:
     # (as for the rescue, but the progress counted is the observation's goal distance only),
     # follow the obstacle's boundary on one side until out. Off: the guided teacher as shipped.
     escape: bool = False
-    escape_m: float = 1.0  # m: out once this much closer to the goal than before the stall ...
+    escape_m: float = 1.0  # m: out once this much closer to the goal than it ever was before the stall ...
     escape_goalward_rad: float = 0.2  # ... and the free heading nearest the goal bearing is this close to it
     escape_max_s: float = 20.0  # s: hand back to the classical route at the latest after this long
 
