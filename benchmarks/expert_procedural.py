@@ -12,9 +12,10 @@ the generation time per scenario against the episode's simulated and wall time.
     python benchmarks/expert_procedural.py --compare classical.json guided.json ...
 
 `--policy` drives with another policy instead (`classical`, `guided`, `guided-rescue` (the
-guided teacher with ExpertConfig.rescue on), or a `policies.load` name or checkpoint such as
-`liquid`), to compare on the same scenarios. For `guided-rescue` it also counts the steps the
-rescue drives and how far its actions are from what the classical controller would command.
+guided teacher with ExpertConfig.rescue on), `guided-escape` (with ExpertConfig.escape on), or
+a `policies.load` name or checkpoint such as `liquid`), to compare on the same scenarios. For
+`guided-rescue` and `guided-escape` it also counts the steps the rescue (escape) drives and how
+far its actions are from what the classical controller would command.
 `--json` saves the per-episode rows; `--compare` prints success and SPL of saved runs on the
 scenarios they share, and which of the first run's failures each other run fixes.
 """
@@ -83,12 +84,13 @@ def run_episode(env: TerrainNavEnv, policy, seed: int) -> dict:
 
 
 class RescueTally:
-    """For a guided teacher with the rescue: how many steps the rescue drives, and its
+    """For a guided teacher with the rescue (or escape): how many steps it drives, and its
     actions and the other steps' actions beside the classical controller's on the same
     observations (normalised [v, w] each). Does nothing for other policies."""
 
     def __init__(self, policy) -> None:
-        self.policy = policy if isinstance(policy, GuidedExpert) and policy.config.rescue else None
+        takes_over = isinstance(policy, GuidedExpert) and (policy.config.rescue or policy.config.escape)
+        self.policy = policy if takes_over else None
         self.classical = classical_controller()
         self.classical.reset(1)
         self.pairs = {True: [], False: []}  # rescuing -> [[v, w, classical v, classical w], ...]
@@ -107,12 +109,13 @@ class RescueTally:
 
 
 def report_rescue(rows: list[dict]) -> None:
-    """Share of steps the rescue drove, and how its actions differ from the classical controller's."""
+    """Share of steps the rescue (or escape) drove, and how its actions differ from the classical controller's."""
     if not rows or "rescue_steps" not in rows[0]:
         return
     on, off = sum(r["rescue_steps"] for r in rows), sum(r["other_steps"] for r in rows)
     used = sum(r["rescue_steps"] > 0 for r in rows)
-    print(f"rescue active on {on} of {on + off} steps ({on / max(on + off, 1):.3f}), in {used} of {len(rows)} episodes")
+    print(f"rescue (or escape) active on {on} of {on + off} steps ({on / max(on + off, 1):.3f}), "
+          f"in {used} of {len(rows)} episodes")
     for name, key in (("rescue", "rescue_pairs"), ("other", "other_pairs")):
         p = np.array([x for r in rows for x in r.get(key, [])]).reshape(-1, 4)
         if len(p) == 0:
@@ -167,15 +170,16 @@ def report(rows: list[dict], gen_s: np.ndarray) -> None:
     report_rescue(rows)
 
 
-def rescue_config(settings: list[str]) -> ExpertConfig:
-    """ExpertConfig with the rescue on and FIELD=VALUE settings (numbers; 0/1 for booleans)."""
+def teacher_config(switch: str, settings: list[str]) -> ExpertConfig:
+    """ExpertConfig with field `switch` ("rescue" or "escape") on and FIELD=VALUE settings
+    (numbers; 0/1 for booleans)."""
     values = {}
     for item in settings:
         name, _, value = item.partition("=")
         if name not in ExpertConfig.__dataclass_fields__:
             raise SystemExit(f"--set {item}: ExpertConfig has no field {name!r}")
         values[name] = bool(int(value)) if isinstance(getattr(ExpertConfig, name), bool) else float(value)
-    return ExpertConfig(**{"rescue": True, **values})
+    return ExpertConfig(**{switch: True, **values})
 
 
 def main() -> None:
@@ -184,9 +188,10 @@ def main() -> None:
     ap.add_argument("--split", default="validation", choices=("train", "validation", "test"))
     ap.add_argument("--start", type=int, default=0, help="first scenario number of the split")
     ap.add_argument("--policy", default="expert",
-                    help="expert (default), classical, guided, guided-rescue, or a policies.load name or checkpoint")
+                    help="expert (default), classical, guided, guided-rescue, guided-escape, or a policies.load "
+                         "name or checkpoint")
     ap.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
-                    help="ExpertConfig fields for guided-rescue, e.g. rescue_stall_s=4 rescue_on_backoff=0")
+                    help="ExpertConfig fields for guided-rescue or guided-escape, e.g. rescue_stall_s=4 escape_m=2")
     ap.add_argument("--json", help="save the per-episode rows to this file")
     ap.add_argument("--compare", nargs="+", help="compare saved runs (--json files) instead of running")
     args = ap.parse_args()
@@ -194,8 +199,8 @@ def main() -> None:
         compare(args.compare)
         return
     env = TerrainNavEnv(f"procedural-{args.split}")
-    if args.policy == "guided-rescue":
-        policy = GuidedExpert(rescue_config(args.set))
+    if args.policy in ("guided-rescue", "guided-escape"):
+        policy = GuidedExpert(teacher_config(args.policy.removeprefix("guided-"), args.set))
         print("config:", policy.config)
     else:
         policy = make_policy(args.policy)

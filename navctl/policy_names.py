@@ -5,6 +5,7 @@ Names as the command line takes them:
     expert, classical   the hand-written controllers (navctl/expert.py, policies/classical.py);
     guided              the expert's driving on the classical controller's route (navctl/expert.py);
     guided-rescue       the same, and the expert's own route where the classical one stalls;
+    guided-escape       the same, and following the obstacle on one side where it stalls;
                         navctl gives them what they know of the robot, from envs
     liquid, liquid-ltc, cfc, lstm, mlp, lsm
                         shipped checkpoints, via policies.load
@@ -27,7 +28,7 @@ from navctl.errors import UsageError
 from policies import SHIPPED
 from policies.base import Policy
 
-CONTROLLERS = ("expert", "guided", "guided-rescue", "classical")
+CONTROLLERS = ("expert", "guided", "guided-rescue", "guided-escape", "classical")
 FROZEN_SUFFIX = "-frozen"
 
 
@@ -65,7 +66,7 @@ class PolicyWeights:
 def valid_names() -> list[str]:
     """The names `make_policy` knows, in the order the help text lists them."""
     return ["liquid", "liquid-frozen", "liquid-ltc", "cfc", "lstm", "mlp", "lsm", "lsm-frozen", "classical", "expert",
-            "guided", "guided-rescue"]
+            "guided", "guided-rescue", "guided-escape"]
 
 
 def _describe_valid() -> str:
@@ -124,9 +125,9 @@ def _load(name: str) -> Policy:
     if name == "expert":
         from navctl.expert import ExpertController
         return ExpertController()
-    if name in ("guided", "guided-rescue"):
+    if name in ("guided", "guided-rescue", "guided-escape"):
         from navctl.expert import ExpertConfig, GuidedExpert
-        return GuidedExpert(ExpertConfig(rescue=name == "guided-rescue"))
+        return GuidedExpert(ExpertConfig(rescue=name == "guided-rescue", escape=name == "guided-escape"))
     if name == "classical":
         return classical_controller()
     import policies

@@ -50,7 +50,8 @@ class Dagger:
     max_episode_s: float = 0.0  # cut collection episodes this long (0: the scenario's limit)
     # who drives round 0 and labels every step: "expert" (plans on the true map), "guided"
     # (the expert's driving on the classical controller's route; navctl/expert.py GuidedExpert)
-    # or "guided-rescue" (the same, and the expert's own route where the classical one stalls)
+    # "guided-rescue" (the same, and the expert's own route where the classical one stalls)
+    # or "guided-escape" (the same, and following the obstacle on one side where it stalls)
     teacher: str = "expert"
 
 
@@ -101,7 +102,7 @@ _READ = fields(TrainConfig, {
     "dagger": fields(Dagger, {
         "expert_episodes": _COUNT, "rounds": _COUNT, "episodes_per_round": _COUNT,
         "beta_start": number(ge=0, le=1), "beta_decay": _RATE, "mirror": flag, "max_episode_s": _RATE,
-        "teacher": text(choices=("expert", "guided", "guided-rescue"))}),
+        "teacher": text(choices=("expert", "guided", "guided-rescue", "guided-escape"))}),
     "optim": fields(Optim, {
         "epochs": _COUNT, "batch_episodes": number(integer=True, ge=1), "chunk_steps": number(integer=True, ge=1),
         "lr": _RATE, "lr_min": _RATE, "grad_clip": _RATE}),

@@ -189,43 +189,71 @@ class ClassicalController(Policy):
         """Sample i's step on observation `o`: the heading to take (rad, robot frame, CCW)
         and the forward speed (m/s). Updates the lidar memory; call once per step."""
         cfg, robot = self.config, self.robot
-        dist = float(o[self._goal_distance])
-        bearing = math.atan2(o[self._goal_sin], o[self._goal_cos])
+        dist, bearing = self._goal(o)
         yaw_rate = float(o[self._yaw_rate])
         turned = yaw_rate * robot.control_dt_s
         vx, vy = float(o[self._lin_vel]), float(o[self._lin_vel + 1])
         points = self._mem[i].update(o[self._lidar], vx, vy, yaw_rate, cfg, robot, self._ray_cos_sin)
         prev = self._prev[i] - turned  # last step's heading, in this step's frame
 
-        headings, directions = self._headings, self._directions
-        need = min(cfg.need_free_m, max(dist - 0.3, 0.3))
+        headings = self._headings
         off_goal = np.abs((headings - bearing + math.pi) % (2 * math.pi) - math.pi)
         off_prev = np.abs((headings - prev + math.pi) % (2 * math.pi) - math.pi)
         cost = off_goal + cfg.hysteresis_rad * np.minimum(off_prev, 1.0)
-        # The cheapest heading whose corridor is free enough (ties: the lower index). The
-        # corridors are measured a few headings at a time, cheapest first, and the search
-        # stops at the first free one: usually one batch instead of all 72.
-        order = np.argsort(cost, kind="stable")
-        free = np.empty(len(headings))
-        k = -1
-        for start in range(0, len(order), HEADING_BATCH):
-            batch = order[start:start + HEADING_BATCH]
-            free[batch] = _clearance(points, directions[batch], cfg.half_width_m + cfg.margin_m, cfg.front_m,
-                                     robot.lidar_range_m)
-            ok = free[batch] >= need
-            if ok.any():
-                k = int(batch[int(np.argmax(ok))])
-                break
-        if k < 0:  # nothing free enough: the most open heading, leaning to the goal
-            k = int(np.argmax(free - 0.1 * off_goal))
+        k = self._first_free(points, np.argsort(cost, kind="stable"), off_goal, self._need(dist))
         heading = float(headings[k])
         self._prev[i] = heading
+        return heading, self._speed(points, heading, dist)
 
-        # Speed from the clearance straight ahead (the corridor we are actually in) and the
-        # turn still to make; yaw rate proportional to the heading error.
-        ahead = _clearance_ahead(points, cfg.half_width_m + 0.05, cfg.front_m, robot.lidar_range_m)
+    def one_sided_heading(self, i: int, o: np.ndarray, side: float) -> tuple[float, float]:
+        """For following an obstacle's boundary on one side: the first candidate heading
+        (rad, robot frame) whose corridor is free, scanning from the goal bearing only
+        counter-clockwise (side > 0) or only clockwise (side < 0), and how far (rad, >= 0)
+        it is from the goal bearing in that direction. Reads the lidar memory as this step's
+        `decide` left it; changes nothing."""
+        dist, bearing = self._goal(o)
+        turn = (math.copysign(1.0, side) * (self._headings - bearing)) % (2 * math.pi)
+        k = self._first_free(self._mem[i].points, np.argsort(turn, kind="stable"), turn, self._need(dist))
+        return float(self._headings[k]), float(turn[k])
+
+    def take(self, i: int, o: np.ndarray, heading: float) -> float:
+        """Takes `heading` (rad, robot frame) instead of this step's `decide` choice: it is
+        remembered as the previous heading (hysteresis); returns the forward speed (m/s)
+        `decide` would drive with along it."""
+        self._prev[i] = heading
+        return self._speed(self._mem[i].points, heading, self._goal(o)[0])
+
+    def _goal(self, o: np.ndarray) -> tuple[float, float]:
+        """Goal distance (m) and bearing (rad, robot frame, CCW) in observation `o`."""
+        return float(o[self._goal_distance]), math.atan2(o[self._goal_sin], o[self._goal_cos])
+
+    def _need(self, dist: float) -> float:
+        """How far (m) a corridor must be free, with the goal `dist` m away."""
+        return min(self.config.need_free_m, max(dist - 0.3, 0.3))
+
+    def _first_free(self, points: np.ndarray, order: np.ndarray, off_goal: np.ndarray, need: float) -> int:
+        """Index of the first candidate heading in `order` whose corridor is free `need` m;
+        when none is, the most open one, leaning to the goal (off_goal: rad from its bearing)."""
+        cfg = self.config
+        # The corridors are measured a few headings at a time, in order, and the search stops
+        # at the first free one: usually one batch instead of all 72.
+        free = np.empty(len(self._headings))
+        for start in range(0, len(order), HEADING_BATCH):
+            batch = order[start:start + HEADING_BATCH]
+            free[batch] = _clearance(points, self._directions[batch], cfg.half_width_m + cfg.margin_m, cfg.front_m,
+                                     self.robot.lidar_range_m)
+            ok = free[batch] >= need
+            if ok.any():
+                return int(batch[int(np.argmax(ok))])
+        return int(np.argmax(free - 0.1 * off_goal))
+
+    def _speed(self, points: np.ndarray, heading: float, dist: float) -> float:
+        """Forward speed (m/s) along `heading` (rad) from the clearance straight ahead (the
+        corridor we are actually in) and the turn still to make; the goal `dist` m away."""
+        cfg = self.config
+        ahead = _clearance_ahead(points, cfg.half_width_m + 0.05, cfg.front_m, self.robot.lidar_range_m)
         if abs(heading) > cfg.turn_in_place_rad:
-            return heading, 0.0
+            return 0.0
         v = cfg.max_speed * math.cos(heading) ** 2
         v *= min(max((ahead - cfg.stop_clearance_m) / cfg.slow_clearance_m, 0.0), 1.0)
-        return heading, min(v, 0.3 + 0.5 * dist)
+        return min(v, 0.3 + 0.5 * dist)

@@ -50,16 +50,20 @@ def test_rescue_gets_the_guided_teacher_out_of_a_u_trap():
     assert handed_back and not rescuing[-1], "the rescue should hand back to the classical route once out"
 
 
-def test_without_a_stall_the_rescue_changes_no_action():
-    """A procedural training scenario the classical route drives through: with and without
-    the rescue the guided teacher answers with bit-identical actions."""
+def assert_no_action_changes_without_a_stall(config: ExpertConfig) -> None:
+    """A procedural training scenario the classical route drives through: the guided teacher
+    with `config` (the rescue or the escape on) and without answer with bit-identical actions."""
     env = TerrainNavEnv("procedural-train")
     try:
         info_off, off, _ = drive(env, GuidedExpert(), seed=0)
-        info_on, on, rescuing = drive(env, GuidedExpert(ExpertConfig(rescue=True)), seed=0)
+        info_on, on, rescuing = drive(env, GuidedExpert(config), seed=0)
     finally:
         env.close()
     assert info_off["is_success"] and info_on["is_success"]
     assert not any(rescuing)
     assert len(on) == len(off) > 50
     assert np.array_equal(np.array(on), np.array(off))
+
+
+def test_without_a_stall_the_rescue_changes_no_action():
+    assert_no_action_changes_without_a_stall(ExpertConfig(rescue=True))

@@ -133,7 +133,7 @@ def test_bad_config_names_file_and_field(tmp_path):
     with pytest.raises(UsageError, match=r"tiny.yaml: policy: missing required field"):
         load_config(write_config(tmp_path, bad))
     bad = dict(TINY, dagger=dict(TINY["dagger"], teacher="planner"))
-    with pytest.raises(UsageError, match=r"tiny.yaml: dagger.teacher: must be one of expert, guided, guided-rescue, got 'planner'"):
+    with pytest.raises(UsageError, match=r"tiny.yaml: dagger.teacher: must be one of expert, guided, guided-rescue, guided-escape, got 'planner'"):
         load_config(write_config(tmp_path, bad))
 
 
