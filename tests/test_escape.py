@@ -10,6 +10,7 @@ from envs.scenarios import from_dict
 from envs.terrain_nav import TerrainNavEnv
 from navctl.expert import ExpertConfig, GuidedExpert
 from test_rescue import assert_no_action_changes_without_a_stall, u_trap
+from test_rescue import drive as drive_probed
 
 WALL_GAP_SEED = 11  # procedural train scenario 11: layout wall-gap, where the guided teacher times out
 
@@ -17,15 +18,7 @@ WALL_GAP_SEED = 11  # procedural train scenario 11: layout wall-gap, where the g
 def drive(env: TerrainNavEnv, teacher: GuidedExpert, seed: int) -> tuple[dict, list[np.ndarray], list[float]]:
     """One episode driven by `teacher`: the final info, its actions and, each step, the side
     the escape drives on (+1 / -1) or 0 while it does not drive."""
-    obs, info = env.reset(seed=seed)
-    teacher.reset(1)
-    actions, sides = [], []
-    while True:
-        actions.append(teacher.act(obs, info))
-        sides.append(teacher.escape_side(0) if teacher.rescuing(0) else 0.0)
-        obs, _, terminated, truncated, info = env.step(actions[-1])
-        if terminated or truncated:
-            return info, actions, sides
+    return drive_probed(env, teacher, seed, lambda t: t.escape_side(0) if t.rescuing(0) else 0.0)
 
 
 def escapes(sides: list[float]) -> list[list[float]]:

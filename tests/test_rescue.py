@@ -2,6 +2,8 @@
 trap the classical route cannot leave, and changes nothing where the route does not stall."""
 from __future__ import annotations
 
+from typing import Any, Callable
+
 import numpy as np
 
 from envs.scenarios import from_dict
@@ -23,17 +25,19 @@ def u_trap(time_limit_s: float) -> dict:
                           {"box": {"center": [1 - depth / 2, -width / 2], "size": [depth, wall, 1]}}]}
 
 
-def drive(env: TerrainNavEnv, teacher: GuidedExpert, seed: int) -> tuple[dict, list[np.ndarray], list[bool]]:
-    """One episode driven by `teacher`: the final info, its actions and whether the rescue drove each step."""
+def drive(env: TerrainNavEnv, teacher: GuidedExpert, seed: int,
+          probe: Callable[[GuidedExpert], Any] = lambda t: t.rescuing(0)) -> tuple[dict, list[np.ndarray], list]:
+    """One episode driven by `teacher`: the final info, its actions and, each step after it
+    acted, probe(teacher) (by default whether the rescue drove)."""
     obs, info = env.reset(seed=seed)
     teacher.reset(1)
-    actions, rescuing = [], []
+    actions, probed = [], []
     while True:
         actions.append(teacher.act(obs, info))
-        rescuing.append(teacher.rescuing(0))
+        probed.append(probe(teacher))
         obs, _, terminated, truncated, info = env.step(actions[-1])
         if terminated or truncated:
-            return info, actions, rescuing
+            return info, actions, probed
 
 
 def test_rescue_gets_the_guided_teacher_out_of_a_u_trap():
