@@ -9,6 +9,7 @@ import numpy as np
 # them from their config, these are the defaults of navctl/TerrainNav-v0.
 OBS_DIM = 41
 ACT_DIM = 2
+GOAL_DISTANCE = 0  # index of the goal distance (m) in that observation
 
 
 class Policy:

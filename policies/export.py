@@ -11,7 +11,11 @@ The caller feeds each step's state outputs back as the next step's inputs (zeros
 start of an episode). The batch axis is dynamic. A policy with a base controller (policies.learned)
 exports its network: `obs` is then the observation followed by the classical controller's
 action for it (input_dim = obs_dim + act_dim), and `action` is already the corrected action;
-the classical controller itself is numpy code and runs beside the exported graph. Plasticity is exported as it is set on the
+the classical controller itself is numpy code and runs beside the exported graph. A policy with
+`progress_inputs` likewise takes its progress features in `obs`, between the observation and
+the base action (input_dim = obs_dim + 3 [+ act_dim]): policies.progress.ProgressTracker
+computes them beside the graph from the observation's goal distance, reset at every episode's
+start (`LearnedPolicy.network_inputs` lays out a whole episode). Plasticity is exported as it is set on the
 policy at export time (off exports the frozen-trace ablation).
 
 The LSM's step is exported for the config's control period: its number of reservoir

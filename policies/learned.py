@@ -16,6 +16,12 @@ network sees the observation and that action, and its output is a residual added
 (policies/networks.py, RESIDUAL_SCALE). The config stores what the classical controller knows
 of the robot, so a checkpoint is self-contained.
 
+A policy whose config has `progress_inputs` also feeds its network the progress features
+(policies/progress.py): how long the observation's goal distance has gone without progress,
+the escape teacher's clock. act() keeps them step by step (reset by `reset()`), training
+computes them over whole episodes (`network_inputs`); the network's inputs are then
+[observation, features, base action if any].
+
 At batch 1 a liquid policy (and the LSM) acts through the cell's numpy fast path (policies/fastpath.py), which
 takes a snapshot of the weights at every `reset()` (and after `train_forward`); other batch
 sizes, and per-sample dt, run the torch network under inference mode. Both give the same
@@ -30,7 +36,7 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 import torch
 
-from policies.base import ACT_DIM, OBS_DIM, Policy
+from policies.base import ACT_DIM, GOAL_DISTANCE, OBS_DIM, Policy
 from policies.cfc import CfCCell
 from policies.classical import ClassicalController, Robot
 from policies.fastpath import NumpyStep, _clip, numpy_step
@@ -38,6 +44,7 @@ from policies.lsm import LSMCell, LSMNet, ReservoirSpec
 from policies.ltc import LTCCell
 from policies.networks import RESIDUAL_SCALE, LiquidNet, MLPNet, PolicyNet, RecurrentNet, State
 from policies.plasticity import RuleSpec
+from policies.progress import NUM_FEATURES, ProgressTracker, progress_features
 from policies.wiring import Wiring, build_wiring
 
 # kind -> (cell, plastic) for the liquid kinds
@@ -88,6 +95,9 @@ class PolicyConfig:
     # the classical controller this network corrects: its Robot (policies.classical) as a
     # dict, which navctl fills in from envs for `base: classical`; None: the network drives alone
     base: Optional[dict[str, Any]] = None
+    # add the progress features (policies/progress.py: the escape teacher's stall clock, from
+    # the observation's goal distance) to the network's inputs, after the observation
+    progress_inputs: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -101,6 +111,8 @@ class PolicyConfig:
         object.__setattr__(self, "lsm_bias", tuple(float(v) for v in self.lsm_bias))
         if self.kind == "lsm":
             self.reservoir_spec()  # validates the lsm_ fields
+        if not isinstance(self.progress_inputs, bool):
+            raise ValueError(f"progress_inputs must be true or false, got {self.progress_inputs!r}")
         for name in ("dt", "time_unit", "h_max"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
@@ -127,8 +139,17 @@ class PolicyConfig:
 
     @property
     def input_dim(self) -> int:
-        """The network's inputs: the observation, then the base controller's action if any."""
-        return self.obs_dim + (self.act_dim if self.base is not None else 0)
+        """The network's inputs: the observation, the progress features if on, then the base
+        controller's action if any (a residual network reads it as its last act_dim inputs)."""
+        return (self.obs_dim + (NUM_FEATURES if self.progress_inputs else 0)
+                + (self.act_dim if self.base is not None else 0))
+
+    @property
+    def goal_distance_index(self) -> int:
+        """Where the goal distance (m) is in the observation: the base robot's layout, else the env's default."""
+        if self.base is None:
+            return GOAL_DISTANCE
+        return Robot.from_dict(self.base).obs_layout["goal_distance"].start
 
     def make_base(self) -> Optional[ClassicalController]:
         """A fresh base controller, or None."""
@@ -194,6 +215,8 @@ class LearnedPolicy(Policy):
         self._stale = True  # the stepper's weight snapshot needs rebuilding
         self._fast_norm: tuple = ()  # observation normalisation as numpy arrays, for the stepper
         self.base = config.make_base()  # the controller the network corrects, or None
+        self._progress = ProgressTracker() if config.progress_inputs else None  # the progress features' clocks
+        self._goal_index = config.goal_distance_index
         self._obs_buf = np.zeros(config.input_dim, np.float32)
         self._flat_shape = (config.input_dim,)
         self._cell_dt = config.dt / config.time_unit  # act()'s default dt in the cells' time unit
@@ -282,6 +305,8 @@ class LearnedPolicy(Policy):
         self._batch = batch_size
         if self.base is not None:
             self.base.reset(batch_size)
+        if self._progress is not None:
+            self._progress.reset(batch_size)
         if batch_size == 1 and isinstance(self.net, LiquidNet):
             # a fresh snapshot of the weights every episode (~0.3 ms), so that changes made
             # to the network between episodes are always seen
@@ -311,22 +336,40 @@ class LearnedPolicy(Policy):
         dt: elapsed time since the previous step in seconds (a number, or one per sample);
         the config's control period by default.
         """
-        if self.base is None:
+        if self.base is None and self._progress is None:
             return self._act_network(obs, dt)
         obs = np.asarray(obs, dtype=np.float32)
         if obs.shape[-1:] != (self.config.obs_dim,) or obs.ndim > 2:
             raise ValueError(f"obs must have shape ({self.config.obs_dim},) or (batch, {self.config.obs_dim}), got {obs.shape}")
-        return self._act_network(np.concatenate([obs, self.base.act(obs)], axis=-1), dt)
+        parts = [obs]
+        if self._progress is not None:
+            parts.append(self._progress_step(obs, dt))
+        if self.base is not None:
+            parts.append(self.base.act(obs))
+        return self._act_network(np.concatenate(parts, axis=-1), dt)
+
+    def _progress_step(self, obs: np.ndarray, dt: Union[None, float, np.ndarray]) -> np.ndarray:
+        """This step's progress features, (NUM_FEATURES,) or (batch, NUM_FEATURES) like obs."""
+        batch = 1 if obs.ndim == 1 else obs.shape[0]
+        if self._batch == 0:
+            self.reset(batch)
+        elif batch != self._batch:
+            raise ValueError(f"obs has batch {batch} but the policy was reset for batch {self._batch}")
+        features = self._progress.step(obs.reshape(batch, -1)[:, self._goal_index], self.config.dt if dt is None else dt)
+        return features[0] if obs.ndim == 1 else features
 
     def network_inputs(self, obs: np.ndarray) -> np.ndarray:
-        """An episode's observations (T, obs_dim) as the network sees them (T, input_dim): with
-        a base controller, each followed by the action a fresh base controller takes on it."""
-        if self.base is None:
-            return obs
-        base = self.config.make_base()
-        base.reset(1)
-        actions = np.stack([base.act(o) for o in obs]).astype(obs.dtype)
-        return np.concatenate([obs, actions], axis=1)
+        """An episode's observations (T, obs_dim) as the network sees them (T, input_dim): each
+        followed by its progress features (computed over the whole episode, the config's dt
+        per step) when on, then by the action a fresh base controller takes on it when it has one."""
+        parts = [obs]
+        if self._progress is not None:
+            parts.append(progress_features(obs[:, self._goal_index], self.config.dt).astype(obs.dtype))
+        if self.base is not None:
+            base = self.config.make_base()
+            base.reset(1)
+            parts.append(np.stack([base.act(o) for o in obs]).astype(obs.dtype))
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
 
     def _act_network(self, obs: np.ndarray, dt: Union[None, float, np.ndarray]) -> np.ndarray:
         """act() on the network's inputs (the observation, then the base action if any)."""
