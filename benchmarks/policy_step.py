@@ -147,6 +147,9 @@ def act_benchmark(calls: int, rounds: int) -> tuple[dict[str, float], str]:
     # the shipped checkpoints (the shipped liquid has one neuromodulator per neuron) and the default liquid
     act_policies = [(f"shipped {name}", policies.load(name)) for name in ("liquid", "liquid-ltc", "cfc", "lstm", "mlp")]
     act_policies.insert(1, ("untrained default liquid", build_policy({"kind": "liquid"})))
+    # the cost of the progress inputs (policies/progress.py): the shipped liquid's config with them on
+    progress_config = {**act_policies[0][1].config.to_dict(), "progress_inputs": True}
+    act_policies.insert(1, ("shipped liquid's config with progress_inputs (untrained)", build_policy(progress_config)))
     act_policies.append(lsm_policy())
     obs = episode_observations()
     for label, policy in [*act_policies, ("classical controller (the residual policies' base)", classical_controller())]:

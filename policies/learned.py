@@ -350,6 +350,8 @@ class LearnedPolicy(Policy):
 
     def _progress_step(self, obs: np.ndarray, dt: Union[None, float, np.ndarray]) -> np.ndarray:
         """This step's progress features, (NUM_FEATURES,) or (batch, NUM_FEATURES) like obs."""
+        if obs.ndim == 1 and self._batch == 1 and (dt is None or np.size(dt) == 1):  # the common case, kept short
+            return self._progress.step_one(obs[self._goal_index], self.config.dt if dt is None else np.reshape(dt, -1)[0])
         batch = 1 if obs.ndim == 1 else obs.shape[0]
         if self._batch == 0:
             self.reset(batch)

@@ -84,6 +84,12 @@ class ProgressTracker:
     def reset(self, batch_size: int = 1) -> None:
         self._clocks = [_Clock() for _ in range(batch_size)]
 
+    def step_one(self, goal_distance: float, dt: float) -> np.ndarray:
+        """`step` for a batch of one (what act() runs at batch 1): -> features (NUM_FEATURES,) float32."""
+        if len(self._clocks) != 1:
+            raise ValueError(f"progress inputs: got 1 goal distance for a batch of {len(self._clocks)}")
+        return np.array(self._clocks[0].step(float(goal_distance), float(dt), self.spec), dtype=np.float32)
+
     def step(self, goal_distance: np.ndarray, dt: Union[float, np.ndarray]) -> np.ndarray:
         """goal_distance (batch,) m, dt s (a number or one per sample) -> features (batch, NUM_FEATURES) float32."""
         d = np.asarray(goal_distance, dtype=np.float64).reshape(-1)

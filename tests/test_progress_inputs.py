@@ -80,6 +80,8 @@ def test_step_by_step_equals_the_whole_episode(stalled_obs):
     steps = np.stack([tracker.step(np.stack([o, o])[:, GOAL_DISTANCE], CONTROL_DT_S) for o in stalled_obs])
     assert whole.shape == (len(stalled_obs), NUM_FEATURES) and whole.dtype == np.float32
     assert np.array_equal(steps[:, 0], whole) and np.array_equal(steps[:, 1], whole)
+    tracker.reset(1)  # and alone, as act() at batch 1 runs it
+    assert np.array_equal(np.stack([tracker.step_one(o[GOAL_DISTANCE], CONTROL_DT_S) for o in stalled_obs]), whole)
     stall, escape, above = whole.T
     # standing still, the stall clock runs to 1 in 6 s; then the escape's clock starts at 1 ...
     np.testing.assert_allclose(stall[:STALL_STEP], np.arange(STALL_STEP) * CONTROL_DT_S / 6.0, atol=1e-6)
