@@ -25,6 +25,7 @@ from policies.base import GOAL_DISTANCE, OBS_DIM
 from policies.checkpoint import load_policy, save_policy
 from policies.progress import NUM_FEATURES, ProgressSpec, ProgressTracker, progress_features
 from test_rescue import u_trap
+from test_residual import assert_onnx_acts_like
 
 torch.set_num_threads(1)
 STILL_STEPS = 130  # 6.5 s standing still: the stall clock (6 s) runs out at step 120
@@ -214,18 +215,7 @@ def test_with_the_flag_off_nothing_changes(stalled_obs):
 
 
 def test_onnx_export_takes_the_features_in_obs(tmp_path, stalled_obs):
-    ort = pytest.importorskip("onnxruntime")
-    from policies.export import export_onnx, io_names
-
-    policy = progress_policy("cfc")
-    session = ort.InferenceSession(str(export_onnx(policy, tmp_path / "p.onnx")), providers=["CPUExecutionProvider"])
-    inputs, _ = io_names(policy)
-    state = [t.numpy() for t in policy.net.initial_state(1)]
-    policy.reset(1)
-    for o, x in zip(stalled_obs, policy.network_inputs(stalled_obs)):
-        values = dict(zip(inputs, [x[None], np.full(1, policy.config.dt, np.float32), *state]))
-        action, *state = session.run(None, values)
-        np.testing.assert_allclose(action[0], policy.act(o), atol=1e-5, rtol=0)
+    assert_onnx_acts_like(progress_policy("cfc"), stalled_obs, tmp_path / "p.onnx")
 
 
 def test_training_configs_take_the_flag(tmp_path):

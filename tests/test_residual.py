@@ -87,20 +87,24 @@ def test_the_checkpoint_carries_the_base_and_loads_without_navctl(tmp_path, epis
         loaded.act(np.zeros(43, np.float32))  # the network's width is not the observation's
 
 
-def test_onnx_export_of_a_residual_policy_takes_the_base_action(tmp_path, episode_obs):
+def assert_onnx_acts_like(policy, observations: np.ndarray, path) -> None:
+    """The policy's exported step, fed `policy.network_inputs` of an episode's observations,
+    answers each step as the policy's act() does."""
     ort = pytest.importorskip("onnxruntime")
     from policies.export import export_onnx, io_names
 
-    policy = residual("cfc")
-    session = ort.InferenceSession(str(export_onnx(policy, tmp_path / "r.onnx")), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(export_onnx(policy, path)), providers=["CPUExecutionProvider"])
     inputs, _ = io_names(policy)
-    network_inputs = policy.network_inputs(episode_obs)
     state = [t.numpy() for t in policy.net.initial_state(1)]
     policy.reset(1)
-    for obs, x in zip(episode_obs[:60], network_inputs):
+    for obs, x in zip(observations, policy.network_inputs(observations)):
         values = dict(zip(inputs, [x[None], np.full(1, policy.config.dt, np.float32), *state]))
         action, *state = session.run(None, values)
         np.testing.assert_allclose(action[0], policy.act(obs), atol=1e-5, rtol=0)
+
+
+def test_onnx_export_of_a_residual_policy_takes_the_base_action(tmp_path, episode_obs):
+    assert_onnx_acts_like(residual("cfc"), episode_obs[:60], tmp_path / "r.onnx")
 
 
 def test_training_configs_name_the_base(tmp_path):
