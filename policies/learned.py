@@ -374,7 +374,7 @@ class LearnedPolicy(Policy):
         return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
 
     def _act_network(self, obs: np.ndarray, dt: Union[None, float, np.ndarray]) -> np.ndarray:
-        """act() on the network's inputs (the observation, then the base action if any)."""
+        """act() on the network's inputs (laid out as `network_inputs` lays out an episode)."""
         if dt is None and self._fast is not None and not self._stale and getattr(obs, "shape", None) == self._flat_shape:
             return self._act_fast(obs, self._cell_dt)  # the common case, kept short
         obs = np.asarray(obs)
