@@ -39,6 +39,7 @@ class Trajectory:
     shortest_path_length: float = 0.0
     observations: Optional[np.ndarray] = None  # (T+1, obs_dim) if kept
     labels: Optional[np.ndarray] = None  # (T, 2) the teacher's action at every step, with a teacher
+    takeovers: Optional[np.ndarray] = None  # (T,) bool, with a teacher: its escape (or rescue) drove it at that step
     obstacles: tuple = ()  # the episode's fixed and random obstacles (envs.terrain)
     scenario_seed: Optional[int] = None  # the generator seed of a generated episode's scenario (info["scenario_seed"])
 
@@ -78,6 +79,7 @@ def rollout(env, policy, seed: int, *, teacher=None, takeover: float = 0.0, coin
         if teacher is not None:
             label = action if teacher is policy else _act(teacher, obs, info)
             record.labels.append(label)
+            record.takeovers.append(_rescuing(teacher))
             if coin.random() < takeover:
                 action = label
         obs, reward, terminated, truncated, info = env.step(action)
@@ -87,6 +89,13 @@ def rollout(env, policy, seed: int, *, teacher=None, takeover: float = 0.0, coin
         if terminated or truncated or (max_steps is not None and len(record.actions) >= max_steps):
             break
     return record.trajectory(base, seed, getattr(policy, "name", type(policy).__name__), info, teacher is not None)
+
+
+def _rescuing(teacher) -> bool:
+    """Whether the teacher's own escape (or rescue) chose its last action (GuidedExpert's
+    rescuing(); False for a teacher without one)."""
+    rescuing = getattr(teacher, "rescuing", None)
+    return bool(rescuing(0)) if rescuing is not None else False
 
 
 def _act(policy, obs: np.ndarray, info: dict) -> np.ndarray:
@@ -106,6 +115,7 @@ class _Recorder:
         self.rewards: list = []
         self.collisions: list = []
         self.labels: list = []
+        self.takeovers: list = []
 
     def step(self, obs: np.ndarray, info: dict, action: np.ndarray, reward: float) -> None:
         pose = info["privileged"]["pose"]
@@ -136,6 +146,7 @@ class _Recorder:
             shortest_path_length=float(info["shortest_path_length"]),
             observations=None if self.observations is None else np.array(self.observations),
             labels=np.array(self.labels, dtype=np.float32).reshape(-1, 2) if labelled else None,
+            takeovers=np.array(self.takeovers, dtype=bool).reshape(-1) if labelled else None,
             obstacles=tuple(base.terrain.obstacles),
             scenario_seed=info.get("scenario_seed"),
         )

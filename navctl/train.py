@@ -111,7 +111,7 @@ def train(config_path: str, out: Optional[str] = None, resume: bool = False, see
 def _data_counts(data: list[LabelledSequence], seen: dict[str, bool]) -> dict[str, int]:
     """What the student has been trained on so far: episodes, steps (before mirroring),
     distinct scenarios, and how many of those were generated (procedural)."""
-    return {"episodes": len(data), "data_steps": int(sum(len(obs) for obs, _ in data)),
+    return {"episodes": len(data), "data_steps": int(sum(len(episode[0]) for episode in data)),
             "distinct_scenarios": len(seen), "procedural_scenarios": sum(seen.values())}
 
 
@@ -192,8 +192,10 @@ def run_episodes(executor: Executor, tasks: list[Task]) -> list[Trajectory]:
 
 
 def labelled(traj: Trajectory) -> LabelledSequence:
-    """A DAgger episode as a training sequence: what the student saw before each step, and the expert's labels."""
-    return traj.observations[:-1], traj.labels
+    """A DAgger episode as a training sequence: what the student saw before each step, the
+    expert's labels, and whether the expert's escape (or rescue) chose them."""
+    takeovers = traj.takeovers if traj.takeovers is not None else np.zeros(len(traj.labels), dtype=bool)
+    return traj.observations[:-1], traj.labels, takeovers
 
 
 def _meta(traj: Trajectory) -> dict[str, Any]:
@@ -230,11 +232,20 @@ def mirror(obs: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray
 # --- the training step ---------------------------------------------------------------------
 def training_sequences(policy, episodes: list[LabelledSequence], mirrored: bool) -> list[LabelledSequence]:
     """The episodes as the network trains on them: its inputs (policy.network_inputs: the
-    observations, with the base controller's actions when it has one) and the labels; each
-    episode followed by its mirror image when `mirrored`."""
-    views = [(obs, labels) for episode in episodes
-             for obs, labels in ([episode, mirror(*episode)] if mirrored else [episode])]
-    return [(policy.network_inputs(obs), labels) for obs, labels in views]
+    observations, with the base controller's actions when it has one), the labels and the
+    takeover flags (all False for an (obs, labels) episode without them); each episode
+    followed by its mirror image, flags unchanged, when `mirrored`."""
+    views = []
+    for episode in episodes:
+        obs, labels, takeovers = episode[0], episode[1], takeover_flags(episode)
+        views += [(obs, labels, takeovers)] + ([(*mirror(obs, labels), takeovers)] if mirrored else [])
+    return [(policy.network_inputs(obs), labels, takeovers) for obs, labels, takeovers in views]
+
+
+def takeover_flags(sequence: tuple[np.ndarray, ...]) -> np.ndarray:
+    """(T,) bool: the steps of a sequence the teacher's escape (or rescue) drove; all False
+    for an (obs, labels) pair without flags."""
+    return sequence[2] if len(sequence) > 2 else np.zeros(len(sequence[1]), dtype=bool)
 
 
 def _batches(lengths: list[int], size: int, rng: np.random.Generator) -> list[list[int]]:
@@ -247,10 +258,12 @@ def _batches(lengths: list[int], size: int, rng: np.random.Generator) -> list[li
     return batches
 
 
-def _padded(seqs: list[LabelledSequence], batch: list[int],
-            features: Optional[list[np.ndarray]] = None) -> tuple[np.ndarray, ...]:
+def _padded(seqs: list[LabelledSequence], batch: list[int], features: Optional[list[np.ndarray]] = None,
+            takeover_weight: float = 1.0) -> tuple[np.ndarray, ...]:
     """(obs (B, T, obs_dim), labels (B, T, 2), mask (B, T)) of a batch, zero-padded to its
-    longest, and with `features` (one (T, F) array per sequence) their padded (B, T, F) last."""
+    longest, and with `features` (one (T, F) array per sequence) their padded (B, T, F) last.
+    The mask is each step's loss weight: 0 on padding, takeover_weight where the teacher's
+    escape (or rescue) drove, else 1."""
     lengths = [len(seqs[k][0]) for k in batch]
     t_max = max(lengths)
     obs = np.zeros((len(batch), t_max, seqs[batch[0]][0].shape[1]), np.float32)
@@ -258,7 +271,8 @@ def _padded(seqs: list[LabelledSequence], batch: list[int],
     mask = np.zeros((len(batch), t_max), np.float32)
     feats = None if features is None else np.zeros((len(batch), t_max, features[batch[0]].shape[1]), np.float32)
     for j, k in enumerate(batch):
-        obs[j, :lengths[j]], act[j, :lengths[j]], mask[j, :lengths[j]] = seqs[k][0], seqs[k][1], 1.0
+        obs[j, :lengths[j]], act[j, :lengths[j]] = seqs[k][0], seqs[k][1]
+        mask[j, :lengths[j]] = np.where(takeover_flags(seqs[k]), takeover_weight, 1.0)
         if feats is not None:
             feats[j, :lengths[j]] = features[k]
     return (obs, act, mask) if feats is None else (obs, act, mask, feats)
@@ -286,7 +300,8 @@ def fixed_features(policy, seqs: list[LabelledSequence], batch_size: int = 64) -
 
 def _fit_batch(policy, opt, batch: tuple[np.ndarray, ...], optim: Optim) -> tuple[float, float]:
     """Truncated BPTT over one padded batch (_padded's arrays), one optimizer step per chunk,
-    the state carried from chunk to chunk; returns (summed loss x steps, steps)."""
+    the state carried from chunk to chunk; each chunk's loss is the mean over its steps
+    weighted by the mask. Returns (summed loss x weights, weights)."""
     import torch
 
     obs_t, act_t, mask_t, *feats = (torch.from_numpy(a) for a in batch)
@@ -310,8 +325,9 @@ def _fit_batch(policy, opt, batch: tuple[np.ndarray, ...], optim: Optim) -> tupl
 
 
 def fit(policy, seqs: list[LabelledSequence], optim: Optim, seed: int, progress=None) -> float:
-    """Trains `policy` on all sequences (training_sequences) by truncated BPTT; returns the
-    last epoch's mean loss."""
+    """Trains `policy` on all sequences (training_sequences) by truncated BPTT, the steps the
+    teacher's escape (or rescue) drove weighted optim.takeover_weight; returns the last
+    epoch's (weighted) mean loss."""
     import torch
 
     torch.manual_seed(seed)
@@ -326,8 +342,9 @@ def fit(policy, seqs: list[LabelledSequence], optim: Optim, seed: int, progress=
         for group in opt.param_groups:
             group["lr"] = lr
         total, count = 0.0, 0.0
-        for batch in _batches([len(obs) for obs, _ in seqs], optim.batch_episodes, rng):
-            batch_total, batch_count = _fit_batch(policy, opt, _padded(seqs, batch, features), optim)
+        for batch in _batches([len(s[0]) for s in seqs], optim.batch_episodes, rng):
+            padded = _padded(seqs, batch, features, optim.takeover_weight)
+            batch_total, batch_count = _fit_batch(policy, opt, padded, optim)
             total, count = total + batch_total, count + batch_count
         epoch_loss = total / max(count, 1.0)
         if progress is not None:

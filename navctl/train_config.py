@@ -63,6 +63,7 @@ class Optim:
     lr: float = 3e-3  # Adam's learning rate at the start of every round's fit ...
     lr_min: float = 3e-4  # ... annealed by a cosine over its epochs to this
     grad_clip: float = 1.0  # gradient norm clip
+    takeover_weight: float = 1.0  # loss weight of the steps where the teacher's escape (or rescue) drove; 1 = none
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -105,7 +106,7 @@ _READ = fields(TrainConfig, {
         "teacher": text(choices=("expert", "guided", "guided-rescue", "guided-escape"))}),
     "optim": fields(Optim, {
         "epochs": _COUNT, "batch_episodes": number(integer=True, ge=1), "chunk_steps": number(integer=True, ge=1),
-        "lr": _RATE, "lr_min": _RATE, "grad_clip": _RATE}),
+        "lr": _RATE, "lr_min": _RATE, "grad_clip": _RATE, "takeover_weight": number(ge=1)}),
     "workers": _COUNT,
     "torch_threads": number(integer=True, ge=1),
 }, required=("name", "policy"))
