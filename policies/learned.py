@@ -353,12 +353,16 @@ class LearnedPolicy(Policy):
         if obs.ndim == 1 and self._batch == 1 and (dt is None or np.size(dt) == 1):  # the common case, kept short
             return self._progress.step_one(obs[self._goal_index], self.config.dt if dt is None else np.reshape(dt, -1)[0])
         batch = 1 if obs.ndim == 1 else obs.shape[0]
+        self._check_batch(batch)
+        features = self._progress.step(obs.reshape(batch, -1)[:, self._goal_index], self.config.dt if dt is None else dt)
+        return features[0] if obs.ndim == 1 else features
+
+    def _check_batch(self, batch: int) -> None:
+        """Resets for `batch` when act() comes first; otherwise the batch must be the reset one."""
         if self._batch == 0:
             self.reset(batch)
         elif batch != self._batch:
             raise ValueError(f"obs has batch {batch} but the policy was reset for batch {self._batch}")
-        features = self._progress.step(obs.reshape(batch, -1)[:, self._goal_index], self.config.dt if dt is None else dt)
-        return features[0] if obs.ndim == 1 else features
 
     def network_inputs(self, obs: np.ndarray) -> np.ndarray:
         """An episode's observations (T, obs_dim) as the network sees them (T, input_dim): each
@@ -381,10 +385,7 @@ class LearnedPolicy(Policy):
         batch = 1 if obs.ndim == 1 else obs.shape[0]
         if obs.shape[-1] != self.config.input_dim or obs.ndim > 2:
             raise ValueError(f"obs must have shape ({self.config.input_dim},) or (batch, {self.config.input_dim}), got {obs.shape}")
-        if self._batch == 0:
-            self.reset(batch)
-        elif batch != self._batch:
-            raise ValueError(f"obs has batch {batch} but the policy was reset for batch {self._batch}")
+        self._check_batch(batch)
         dt = self.config.dt if dt is None else dt
         if self._fast is not None and np.size(dt) == 1:
             if self._stale:
