@@ -25,8 +25,6 @@ from policies.base import ACT_DIM, Policy
 
 CONTROL_DT_S = 1.0 / TerrainNavEnv.control_hz  # s, one control step
 PREV_ACTION = OBS_LAYOUT["prev_action"]  # the last applied action, in the observation
-GOAL_DISTANCE = OBS_LAYOUT["goal_distance"].start  # m to the goal, in the observation
-LIDAR = OBS_LAYOUT["lidar"]  # ranges (m), the rays evenly spread counter-clockwise from straight ahead
 ROBOT_MASS_KG = 46.0  # the expert's round figure for the robot without payload (chassis and wheels)
 GRAVITY = 9.81  # m/s^2
 
@@ -64,13 +62,11 @@ class ExpertConfig:
     rescue_on_backoff: bool = True  # a back-off (stuck_s without headway) also counts as a stall
     rescue_escape_m: float = 1.0  # m: escaped once this much closer to the goal (straight line) than before the stall
     rescue_max_s: float = 20.0  # s: hand back to the classical route at the latest after this long
-    # The guided teacher's observable escape (GuidedExpert), instead of the rescue: on a stall
-    # (as for the rescue, but the progress counted is the observation's goal distance only),
-    # follow the obstacle's boundary on one side until out. Off: the guided teacher as shipped.
+    # The guided teacher on the classical-escape route (GuidedExpert), instead of the rescue:
+    # where the goal distance stalls, the classical controller's escape (policies/classical.py,
+    # ClassicalConfig.escape) follows an obstacle's boundary on one side until out. Off: the
+    # guided teacher as shipped.
     escape: bool = False
-    escape_m: float = 1.0  # m: out once this much closer to the goal than it ever was before the stall ...
-    escape_goalward_rad: float = 0.2  # ... and the free heading nearest the goal bearing is this close to it
-    escape_max_s: float = 20.0  # s: hand back to the classical route at the latest after this long
 
 
 def _wrap(a: float) -> float:
@@ -452,14 +448,13 @@ class ExpertController(Policy):
 
 @dataclass
 class _Rescue:
-    """The guided teacher's rescue (or escape) state for one environment of the batch."""
+    """The guided teacher's rescue state for one environment of the batch."""
 
     goal: Optional[np.ndarray] = None  # the goal the figures below are about
     best_path_m: float = math.inf  # shortest planned path to the goal (m) since the last hand-back ...
     best_line_m: float = math.inf  # ... and straight-line distance, both in steps of rescue_progress_m
     since_best_s: float = 0.0  # s since either got rescue_progress_m shorter
     left_s: float = 0.0  # s the rescue may still drive; > 0 while it drives
-    side: float = 0.0  # the escape's side: +1 turns counter-clockwise from the goal bearing, -1 clockwise
 
 
 class GuidedExpert(ExpertController):
@@ -483,14 +478,13 @@ class GuidedExpert(ExpertController):
     route), or for rescue_max_s at most, then the classical route again. Without a stall its
     actions are bit-identical to those of the rescue-less teacher.
 
-    With ExpertConfig.escape instead, the way out is one the observation history can tell: on
-    a stall (the observation's goal distance not rescue_progress_m shorter than ever before
-    for rescue_stall_s, or a back-off) it commits to the side where the lidar reads more free
-    range and follows the obstacle's boundary on that side (each step the first free
-    heading scanning from the goal bearing in that rotational direction only) until the goal
-    is escape_m closer than ever before and nearly straight ahead free, or for escape_max_s
-    at most, then the classical route again. Without a stall its actions are bit-identical to
-    those of the guided teacher.
+    With ExpertConfig.escape instead, the route is the `classical-escape` controller's, a way
+    out the observation history can tell: where the observation's goal distance stalls, it
+    commits to the side where the lidar reads more free range and follows the obstacle's
+    boundary on that side until out (policies/classical.py, ClassicalConfig.escape). A
+    student correcting `classical-escape` (`base: classical-escape`) then only learns how
+    to drive that route. Without a stall its actions are bit-identical to those of the
+    guided teacher.
     """
 
     name = "guided"
@@ -501,7 +495,7 @@ class GuidedExpert(ExpertController):
         super().__init__(config)
         if self.config.rescue and self.config.escape:
             raise ValueError("ExpertConfig: rescue and escape are alternatives, turn on at most one")
-        self._classical = classical_controller()
+        self._classical = classical_controller(escape=self.config.escape)
         self._rescues: list[_Rescue] = [_Rescue()]
 
     def reset(self, batch_size: int = 1) -> None:
@@ -511,23 +505,19 @@ class GuidedExpert(ExpertController):
 
     def rescuing(self, i: int = 0) -> bool:
         """True while the rescue (the expert's route) or the escape drives batch row i."""
-        return self._rescues[i].left_s > 0
+        return self._rescues[i].left_s > 0 or self._classical.escaping(i)
 
     def escape_side(self, i: int = 0) -> float:
         """The side the last escape of batch row i committed to (+1 counter-clockwise, -1
         clockwise); 0 before the first escape of the current goal."""
-        return self._rescues[i].side
+        return self._classical.escape_side(i)
 
     def _route(self, i: int, priv: Mapping, obs: np.ndarray, xy: np.ndarray, yaw: float, vel: np.ndarray,
                mu_here: float) -> tuple[float, float]:
-        heading, v = self._classical.decide(i, obs)  # every step: it keeps its lidar memory current
+        heading, v = self._classical.route(i, obs)  # every step: it keeps its lidar memory current
         st = self._states[i]
         if self.config.rescue and self._rescue_drives(i, priv, xy):
             return self._pursue(st, priv, xy, yaw, vel, mu_here)
-        if self.config.escape:
-            escape = self._escape_heading(i, priv, obs)
-            if escape is not None:
-                heading, v = escape, self._classical.take(i, obs, escape)
         self._maps(st, priv)
         if abs(heading) > self.config.turn_in_place_rad:
             return 0.0, _spin_rate(heading, mu_here)
@@ -545,36 +535,9 @@ class GuidedExpert(ExpertController):
         out = self._takes_over(i, st.goal, remaining, to_goal, lambda r: to_goal < r.best_line_m - cfg.rescue_escape_m)
         return out is not None
 
-    def _escape_heading(self, i: int, priv: Mapping, obs: np.ndarray) -> Optional[float]:
-        """The escape's heading (rad, robot frame) when it drives this step, else None. Starts
-        on a stall of the observation's goal distance (committing to a side) and ends once
-        escape_m closer to the goal than ever before with the goal-ward heading free."""
-        cfg = self.config
-        to_goal = float(obs[GOAL_DISTANCE])
-
-        def out(r: _Rescue) -> bool:
-            return (to_goal < r.best_line_m - cfg.escape_m
-                    and self._classical.one_sided_heading(i, obs, r.side)[1] <= cfg.escape_goalward_rad)
-
-        r = self._takes_over(i, np.asarray(priv["goal"], dtype=float)[:2], math.inf, to_goal, out)
-        if r is None:
-            return None
-        if r.side == 0:  # just stalled: commit to a side
-            r.side = self._choose_side(obs)
-        return self._classical.one_sided_heading(i, obs, r.side)[0]
-
-    @staticmethod
-    def _choose_side(obs: np.ndarray) -> float:
-        """The escape's side on a stall: +1 (counter-clockwise) when the lidar's left half
-        reads more free range in sum than its right half, else -1 (rays ahead and behind
-        belong to neither)."""
-        ranges = obs[LIDAR]
-        half = len(ranges) // 2
-        return 1.0 if ranges[1:half].sum() >= ranges[half + 1:].sum() else -1.0
-
     def _takes_over(self, i: int, goal: np.ndarray, remaining: float, to_goal: float,
                     out: Callable[[_Rescue], bool]) -> Optional[_Rescue]:
-        """The rescue's (or escape's) bookkeeping for batch row i, once per step: its state when
+        """The rescue's bookkeeping for batch row i, once per step: its state when
         it drives this step, else None. While the classical route drives it tracks progress
         (remaining: m along the planned path, inf without one; to_goal: m, straight line) and
         takes over on a stall; it hands back when out(state) or its time is up."""
@@ -593,6 +556,6 @@ class GuidedExpert(ExpertController):
         if to_goal < r.best_line_m - cfg.rescue_progress_m:
             r.best_line_m, r.since_best_s = to_goal, 0.0
         if r.since_best_s >= cfg.rescue_stall_s or (cfg.rescue_on_backoff and st.backoff_s > 0):
-            r.left_s, r.side = (cfg.escape_max_s if cfg.escape else cfg.rescue_max_s), 0.0
+            r.left_s = cfg.rescue_max_s
             return r
         return None

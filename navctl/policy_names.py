@@ -3,9 +3,10 @@
 Names as the command line takes them:
 
     expert, classical   the hand-written controllers (navctl/expert.py, policies/classical.py);
+    classical-escape    the classical controller that follows an obstacle's boundary where it stalls;
     guided              the expert's driving on the classical controller's route (navctl/expert.py);
     guided-rescue       the same, and the expert's own route where the classical one stalls;
-    guided-escape       the same, and following the obstacle on one side where it stalls;
+    guided-escape       the same on the classical-escape route;
                         navctl gives them what they know of the robot, from envs
     liquid, liquid-ltc, cfc, lstm, mlp, lsm
                         shipped checkpoints, via policies.load
@@ -28,7 +29,7 @@ from navctl.errors import UsageError
 from policies import SHIPPED
 from policies.base import Policy
 
-CONTROLLERS = ("expert", "guided", "guided-rescue", "guided-escape", "classical")
+CONTROLLERS = ("expert", "guided", "guided-rescue", "guided-escape", "classical", "classical-escape")
 FROZEN_SUFFIX = "-frozen"
 
 
@@ -65,8 +66,8 @@ class PolicyWeights:
 
 def valid_names() -> list[str]:
     """The names `make_policy` knows, in the order the help text lists them."""
-    return ["liquid", "liquid-frozen", "liquid-ltc", "cfc", "lstm", "mlp", "lsm", "lsm-frozen", "classical", "expert",
-            "guided", "guided-rescue", "guided-escape"]
+    return ["liquid", "liquid-frozen", "liquid-ltc", "cfc", "lstm", "mlp", "lsm", "lsm-frozen", "classical",
+            "classical-escape", "expert", "guided", "guided-rescue", "guided-escape"]
 
 
 def _describe_valid() -> str:
@@ -102,23 +103,26 @@ def classical_robot():  # noqa: ANN201 - a policies.classical.Robot
                  lidar_range_m=LIDAR_RANGE_M, v_max=V_MAX, w_max=W_MAX)
 
 
-def classical_controller() -> Policy:
-    """The classical controller, told what it knows of the robot by envs."""
-    from policies.classical import ClassicalController
+def classical_controller(escape: bool = False) -> Policy:
+    """The classical controller (with its escape: `classical-escape`), told what it knows of
+    the robot by envs."""
+    from policies.classical import ClassicalConfig, ClassicalController
 
-    return ClassicalController(classical_robot())
+    return ClassicalController(classical_robot(), ClassicalConfig(escape=escape))
 
 
 def with_base(config: dict[str, Any]) -> dict[str, Any]:
-    """A learned policy's config with `base: classical` (a network that corrects the classical
-    controller) replaced by the classical controller's robot description, which is what
-    policies.build needs and the checkpoint stores. Other configs pass unchanged."""
+    """A learned policy's config with `base: classical` or `base: classical-escape` (a network
+    that corrects that controller) replaced by the classical controller's robot description
+    (and `base_escape: true` for the escape), which is what policies.build needs and the
+    checkpoint stores. Other configs pass unchanged."""
     base = config.get("base")
     if base is None or isinstance(base, dict):
         return config
-    if base != "classical":
-        raise ValueError(f"base must be 'classical' (the controller a network can correct), got {base!r}")
-    return {**config, "base": classical_robot().to_dict()}
+    if base not in ("classical", "classical-escape"):
+        raise ValueError(f"base must be 'classical' or 'classical-escape' (the controllers a network can correct), "
+                         f"got {base!r}")
+    return {**config, "base": classical_robot().to_dict(), "base_escape": base == "classical-escape"}
 
 
 def _load(name: str) -> Policy:
@@ -128,8 +132,8 @@ def _load(name: str) -> Policy:
     if name in ("guided", "guided-rescue", "guided-escape"):
         from navctl.expert import ExpertConfig, GuidedExpert
         return GuidedExpert(ExpertConfig(rescue=name == "guided-rescue", escape=name == "guided-escape"))
-    if name == "classical":
-        return classical_controller()
+    if name in ("classical", "classical-escape"):
+        return classical_controller(escape=name == "classical-escape")
     import policies
     try:
         return policies.load(name)

@@ -6,6 +6,8 @@ in the robot frame by dead reckoning (so an obstacle stays known once it slips b
 or inside the lidar's blind ring), and picks, vector-field-histogram style, the heading
 closest to the goal bearing whose straight corridor (robot width plus a margin) is free far
 enough. No adaptation: motor weakness, ice and payload are not compensated. numpy only.
+With ClassicalConfig.escape (`classical-escape`) it also gets out of local minima of goal
+distance by following an obstacle's boundary on one side where it stalls.
 
 What it knows of the robot it is given (navctl passes the env's values): the observation
 layout, the control period, the lidar's range and the action's full-scale speeds. The lidar's
@@ -15,12 +17,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
 import numpy as np
 
 from policies.base import ACT_DIM, Policy
+from policies.progress import ProgressSpec, StallClock
+
+ESCAPE_CLOCK = ProgressSpec()  # the escape's stall clock: progress, stall and escape figures
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,16 @@ class ClassicalConfig:
     slow_clearance_m: float = 2.0  # slow down when the chosen corridor is clear less than this
     stop_clearance_m: float = 0.25  # and stop at this much free corridor in front of the chassis
     hysteresis_rad: float = 0.3  # cost bonus (rad) for staying near the previous heading
+    # The escape from local minima of goal distance (a U of obstacles, a wall across the way),
+    # off in the `classical` controller, on in `classical-escape`: when the goal distance has
+    # not got progress_m shorter than ever before for stall_s (policies/progress.py,
+    # StallClock, with ProgressSpec's figures), commit to the side where the lidar reads more
+    # free range and follow the obstacle's boundary on that side until the goal is escape_m
+    # closer than ever before with a free heading within escape_goalward_rad of the goal
+    # bearing, or for escape_max_s at most.
+    escape: bool = False
+    escape_goalward_rad: float = 0.2
+    new_goal_jump_m: float = 0.5  # the goal distance growing this much in one step = a new goal
 
 
 HEADING_BATCH = 8  # candidate headings whose corridors are measured together
@@ -145,6 +160,15 @@ def _free_length(along: np.ndarray, cross: np.ndarray, half_width_m: float, fron
     return np.minimum(max_m, np.maximum(d, 0.0))
 
 
+@dataclass
+class _Escape:
+    """One batch row's escape state."""
+
+    clock: StallClock = field(default_factory=StallClock)
+    side: float = 0.0  # +1 follows the boundary counter-clockwise from the goal bearing, -1 clockwise
+    last_m: float = math.inf  # the last step's goal distance (m)
+
+
 class ClassicalController(Policy):
     """Goal seeking with lidar obstacle avoidance; observation only, no adaptation."""
 
@@ -164,10 +188,12 @@ class ClassicalController(Policy):
         self._directions = np.stack([np.cos(self._headings), np.sin(self._headings)], axis=1)
         self._mem: list[_Memory] = [_Memory()]
         self._prev: list[float] = [0.0]
+        self._escapes: list[_Escape] = [_Escape()]
 
     def reset(self, batch_size: int = 1) -> None:
         self._mem = [_Memory() for _ in range(batch_size)]
         self._prev = [0.0] * batch_size
+        self._escapes = [_Escape() for _ in range(batch_size)]
 
     def act(self, obs: np.ndarray, info: Optional[dict[str, Any] | Sequence[dict[str, Any]]] = None) -> np.ndarray:
         obs = np.asarray(obs, dtype=float)
@@ -178,7 +204,7 @@ class ClassicalController(Policy):
         return out[0] if obs.ndim == 1 else out
 
     def _act_one(self, i: int, o: np.ndarray) -> np.ndarray:
-        heading, v = self.decide(i, o)
+        heading, v = self.route(i, o)
         return np.array([v / self.robot.v_max, self.yaw_rate(heading) / self.robot.w_max])
 
     def yaw_rate(self, heading: float) -> float:
@@ -204,6 +230,42 @@ class ClassicalController(Policy):
         heading = float(headings[k])
         self._prev[i] = heading
         return heading, self._speed(points, heading, dist)
+
+    def route(self, i: int, o: np.ndarray) -> tuple[float, float]:
+        """Sample i's heading (rad, robot frame) and forward speed (m/s) this step: `decide`'s,
+        or the escape's while it drives (with ClassicalConfig.escape). Call once per step."""
+        heading, v = self.decide(i, o)
+        if self.config.escape:
+            escape = self._escape_heading(i, o)
+            if escape is not None:
+                heading, v = escape, self.take(i, o, escape)
+        return heading, v
+
+    def escaping(self, i: int = 0) -> bool:
+        """True while the escape drove sample i's last step."""
+        return self._escapes[i].clock.escaping
+
+    def escape_side(self, i: int = 0) -> float:
+        """The side sample i's last escape followed (+1 counter-clockwise, -1 clockwise); 0 before one."""
+        return self._escapes[i].side
+
+    def _escape_heading(self, i: int, o: np.ndarray) -> Optional[float]:
+        """The escape's heading (rad, robot frame) when it drives this step, else None."""
+        cfg, e = self.config, self._escapes[i]
+        dist = float(o[self._goal_distance])
+        if dist > e.last_m + cfg.new_goal_jump_m:
+            self._escapes[i] = e = _Escape()
+        e.last_m = dist
+        was_escaping = e.clock.escaping
+        goalward_free = lambda: self.one_sided_heading(i, o, e.side)[1] <= cfg.escape_goalward_rad  # noqa: E731
+        e.clock.advance(dist, self.robot.control_dt_s, ESCAPE_CLOCK, goalward_free)
+        if not e.clock.escaping:
+            return None
+        if not was_escaping:  # just stalled: commit to the side with more free range
+            ranges = o[self._lidar]
+            half = len(ranges) // 2
+            e.side = 1.0 if ranges[1:half].sum() >= ranges[half + 1:].sum() else -1.0
+        return self.one_sided_heading(i, o, e.side)[0]
 
     def one_sided_heading(self, i: int, o: np.ndarray, side: float) -> tuple[float, float]:
         """For following an obstacle's boundary on one side: the first candidate heading

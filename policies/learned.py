@@ -38,7 +38,7 @@ import torch
 
 from policies.base import ACT_DIM, GOAL_DISTANCE, OBS_DIM, Policy
 from policies.cfc import CfCCell
-from policies.classical import ClassicalController, Robot
+from policies.classical import ClassicalConfig, ClassicalController, Robot
 from policies.fastpath import NumpyStep, _clip, numpy_step
 from policies.lsm import LSMCell, LSMNet, ReservoirSpec
 from policies.ltc import LTCCell
@@ -95,6 +95,7 @@ class PolicyConfig:
     # the classical controller this network corrects: its Robot (policies.classical) as a
     # dict, which navctl fills in from envs for `base: classical`; None: the network drives alone
     base: Optional[dict[str, Any]] = None
+    base_escape: bool = False  # the base is `classical-escape` (ClassicalConfig.escape)
     # add the progress features (policies/progress.py: the escape teacher's stall clock, from
     # the observation's goal distance) to the network's inputs, after the observation
     progress_inputs: bool = False
@@ -111,8 +112,11 @@ class PolicyConfig:
         object.__setattr__(self, "lsm_bias", tuple(float(v) for v in self.lsm_bias))
         if self.kind == "lsm":
             self.reservoir_spec()  # validates the lsm_ fields
-        if not isinstance(self.progress_inputs, bool):
-            raise ValueError(f"progress_inputs must be true or false, got {self.progress_inputs!r}")
+        for name in ("progress_inputs", "base_escape"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if self.base_escape and self.base is None:
+            raise ValueError("base_escape needs a base")
         for name in ("dt", "time_unit", "h_max"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
@@ -153,7 +157,9 @@ class PolicyConfig:
 
     def make_base(self) -> Optional[ClassicalController]:
         """A fresh base controller, or None."""
-        return None if self.base is None else ClassicalController(Robot.from_dict(self.base))
+        if self.base is None:
+            return None
+        return ClassicalController(Robot.from_dict(self.base), ClassicalConfig(escape=self.base_escape))
 
     @property
     def hidden_size(self) -> int:

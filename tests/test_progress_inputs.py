@@ -24,6 +24,7 @@ from navctl.train_config import Optim, load_config
 from policies.base import GOAL_DISTANCE, OBS_DIM
 from policies.checkpoint import load_policy, save_policy
 from policies.progress import NUM_FEATURES, ProgressSpec, ProgressTracker, progress_features
+from policies.classical import ESCAPE_CLOCK
 from test_rescue import u_trap
 from test_residual import assert_onnx_acts_like
 
@@ -67,10 +68,8 @@ def progress_policy(kind: str, base: bool = True, seed: int = 1):
     return policy
 
 
-def test_the_teachers_figures_and_the_goal_distances_place():
-    teacher = ExpertConfig()
-    assert ProgressSpec() == ProgressSpec(teacher.rescue_progress_m, teacher.rescue_stall_s, teacher.escape_m,
-                                          teacher.escape_max_s)
+def test_the_escapes_figures_and_the_goal_distances_place():
+    assert ESCAPE_CLOCK == ProgressSpec()
     assert (GOAL_DISTANCE, OBS_DIM) == (OBS_LAYOUT["goal_distance"].start, sum(s.stop - s.start for s in OBS_LAYOUT.values()))
 
 
@@ -97,9 +96,10 @@ def test_step_by_step_equals_the_whole_episode(stalled_obs):
 
 
 def test_the_stall_clock_is_the_escape_teachers():
-    """Driven by the guided-escape teacher into the U of tests/test_rescue.py: its escape starts
-    at the very step the stall clock runs out and lasts at least as long as the features' escape
-    (the teacher also waits until the goal-ward heading is free, which they cannot see)."""
+    """Driven by the guided-escape teacher (the classical-escape route) into the U of
+    tests/test_rescue.py: its escape starts at the very step the stall clock runs out and lasts
+    at least as long as the features' escape (it also waits until the goal-ward heading is
+    free, which they cannot see)."""
     env = TerrainNavEnv(from_dict(u_trap(time_limit_s=45), "u-trap.yaml"))
     teacher = GuidedExpert(ExpertConfig(escape=True))
     obs, info = env.reset(seed=0)

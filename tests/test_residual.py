@@ -113,7 +113,7 @@ def test_training_configs_name_the_base(tmp_path):
     base = load_config(str(path)).policy["base"]
     assert base["obs_layout"]["lidar"] == [17, 41] and base["control_dt_s"] == pytest.approx(0.05)
     path.write_text("name: r\npolicy: {kind: cfc, base: expert}\n")
-    with pytest.raises(UsageError, match=r"c.yaml: policy: base must be 'classical'"):
+    with pytest.raises(UsageError, match=r"c.yaml: policy: base must be 'classical' or 'classical-escape'"):
         load_config(str(path))
     with pytest.raises(ValueError, match="obs_layout"):
         policies.build({"kind": "cfc", "base": {"obs_layout": {}, "control_dt_s": 0.05, "lidar_range_m": 8,
