@@ -117,8 +117,10 @@ def with_base(config: dict[str, Any]) -> dict[str, Any]:
     (and `base_escape: true` for the escape), which is what policies.build needs and the
     checkpoint stores. Other configs pass unchanged."""
     base = config.get("base")
-    if base is None or isinstance(base, dict):
+    if base is None:
         return config
+    if isinstance(base, dict):  # already filled in (a model card's config); older ones have no base_escape
+        return {"base_escape": False, **config}
     if base not in ("classical", "classical-escape"):
         raise ValueError(f"base must be 'classical' or 'classical-escape' (the controllers a network can correct), "
                          f"got {base!r}")
