@@ -191,7 +191,7 @@ def main() -> None:
                     help="expert (default), classical, guided, guided-rescue, guided-escape, or a policies.load "
                          "name or checkpoint")
     ap.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
-                    help="ExpertConfig fields for guided-rescue or guided-escape, e.g. rescue_stall_s=4 escape_m=2")
+                    help="ExpertConfig fields for guided-rescue or guided-escape, e.g. rescue_stall_s=4 rescue_max_s=30")
     ap.add_argument("--json", help="save the per-episode rows to this file")
     ap.add_argument("--compare", nargs="+", help="compare saved runs (--json files) instead of running")
     args = ap.parse_args()
