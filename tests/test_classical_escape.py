@@ -90,3 +90,5 @@ def test_training_configs_name_the_escaping_base(tmp_path):
         load_config(str(path))
     with pytest.raises(ValueError, match="base_escape needs a base"):
         policies.build({"kind": "cfc", "base_escape": True})
+    cfc = policies.load("cfc")  # a checkpoint from before base_escape: its base is the plain classical controller
+    assert cfc.config.base is not None and not cfc.config.base_escape and not cfc.base.config.escape

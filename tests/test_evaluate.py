@@ -167,7 +167,7 @@ def test_resume_runs_only_the_missing_episodes(tmp_path, short, capsys):
 
 
 @pytest.mark.parametrize("args, listed", [
-    (["--policies", "expert,nosuchpolicy", "--scenarios", "flat"], "liquid-frozen, liquid-ltc, cfc, lstm, mlp, lsm, lsm-frozen, classical, expert"),
+    (["--policies", "expert,nosuchpolicy", "--scenarios", "flat"], "liquid-frozen, liquid-ltc, cfc, lstm, mlp, lsm, lsm-frozen, classical, classical-escape, expert"),
     (["--policies", "expert", "--scenarios", "flat,nosuchscenario"], "black-ice-obstacle, clutter, flat"),
     (["--policies", "expert", "--scenarios", "flat", "--no-such-flag"], "unrecognized arguments"),
 ])

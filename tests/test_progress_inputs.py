@@ -206,8 +206,8 @@ def test_with_the_flag_off_nothing_changes(stalled_obs):
     classical.reset(1)
     expected = np.concatenate([stalled_obs, np.stack([classical.act(o) for o in stalled_obs])], axis=1)
     assert np.array_equal(off.network_inputs(stalled_obs), expected)
-    # a checkpoint written before the flag existed has no such key and loads with it off
-    path = policies.CHECKPOINT_DIR / "liquid.safetensors"
+    # a checkpoint written before the flag existed (the shipped cfc) has no such key and loads with it off
+    path = policies.CHECKPOINT_DIR / "cfc.safetensors"
     with safe_open(str(path), framework="pt") as f:
         assert "progress_inputs" not in json.loads(f.metadata()["config"])
     assert not load_policy(path).config.progress_inputs
