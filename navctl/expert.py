@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -526,30 +526,23 @@ class GuidedExpert(ExpertController):
 
     def _rescue_drives(self, i: int, priv: Mapping, xy: np.ndarray) -> bool:
         """Whether the expert's route drives this step: tracks the path planned on the true
-        map (also while the classical route drives; that changes none of its actions),
-        starts the rescue on a stall and ends it on escape or after rescue_max_s."""
-        cfg, st = self.config, self._states[i]
+        map (also while the classical route drives; that changes none of its actions) and the
+        rescue's bookkeeping for batch row i, once per step. While the classical route drives
+        it tracks progress along the planned path and in straight line, and takes over on a
+        stall; it hands back once rescue_escape_m closer to the goal than ever before the
+        stall, or after rescue_max_s."""
+        cfg, st, r = self.config, self._states[i], self._rescues[i]
         self._follow_path(st, priv, xy)
         remaining = st.path.length - st.progress_m  # m along the planned path to the goal
         to_goal = float(np.hypot(*(st.goal - xy)))  # m, straight line
-        out = self._takes_over(i, st.goal, remaining, to_goal, lambda r: to_goal < r.best_line_m - cfg.rescue_escape_m)
-        return out is not None
-
-    def _takes_over(self, i: int, goal: np.ndarray, remaining: float, to_goal: float,
-                    out: Callable[[_Rescue], bool]) -> Optional[_Rescue]:
-        """The rescue's bookkeeping for batch row i, once per step: its state when
-        it drives this step, else None. While the classical route drives it tracks progress
-        (remaining: m along the planned path, inf without one; to_goal: m, straight line) and
-        takes over on a stall; it hands back when out(state) or its time is up."""
-        cfg, st, r = self.config, self._states[i], self._rescues[i]
-        if r.goal is None or np.hypot(*(goal - r.goal)) > 0.05:  # a new (or moved) goal
-            self._rescues[i] = r = _Rescue(goal=goal.copy())
+        if r.goal is None or np.hypot(*(st.goal - r.goal)) > 0.05:  # a new (or moved) goal
+            self._rescues[i] = r = _Rescue(goal=st.goal.copy())
         if r.left_s > 0:
             r.left_s -= CONTROL_DT_S
-            if out(r) or r.left_s <= 0:  # escaped, or enough
+            if to_goal < r.best_line_m - cfg.rescue_escape_m or r.left_s <= 0:  # escaped, or enough
                 r.left_s, r.best_path_m, r.best_line_m, r.since_best_s = 0.0, remaining, to_goal, 0.0
-                return None
-            return r
+                return False
+            return True
         r.since_best_s += CONTROL_DT_S
         if remaining < r.best_path_m - cfg.rescue_progress_m:
             r.best_path_m, r.since_best_s = remaining, 0.0
@@ -557,5 +550,5 @@ class GuidedExpert(ExpertController):
             r.best_line_m, r.since_best_s = to_goal, 0.0
         if r.since_best_s >= cfg.rescue_stall_s or (cfg.rescue_on_backoff and st.backoff_s > 0):
             r.left_s = cfg.rescue_max_s
-            return r
-        return None
+            return True
+        return False
