@@ -256,15 +256,16 @@ class ClassicalController(Policy):
         if dist > e.last_m + cfg.new_goal_jump_m:
             self._escapes[i] = e = _Escape()
         e.last_m = dist
-        was_escaping = e.clock.escaping
-        goalward_free = lambda: self.one_sided_heading(i, o, e.side)[1] <= cfg.escape_goalward_rad  # noqa: E731
-        e.clock.advance(dist, self.robot.control_dt_s, ESCAPE_CLOCK, goalward_free)
+        if e.clock.escaping:  # one boundary scan: this step's heading, and whether the goal-ward one is free
+            heading, off_goal = self.one_sided_heading(i, o, e.side)
+            e.clock.advance(dist, self.robot.control_dt_s, ESCAPE_CLOCK, lambda: off_goal <= cfg.escape_goalward_rad)
+            return heading if e.clock.escaping else None
+        e.clock.advance(dist, self.robot.control_dt_s, ESCAPE_CLOCK)
         if not e.clock.escaping:
             return None
-        if not was_escaping:  # just stalled: commit to the side with more free range
-            ranges = o[self._lidar]
-            half = len(ranges) // 2
-            e.side = 1.0 if ranges[1:half].sum() >= ranges[half + 1:].sum() else -1.0
+        ranges = o[self._lidar]  # just stalled: commit to the side with more free range
+        half = len(ranges) // 2
+        e.side = 1.0 if ranges[1:half].sum() >= ranges[half + 1:].sum() else -1.0
         return self.one_sided_heading(i, o, e.side)[0]
 
     def one_sided_heading(self, i: int, o: np.ndarray, side: float) -> tuple[float, float]:

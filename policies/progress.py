@@ -2,8 +2,9 @@
 
 The classical controller's escape (policies/classical.py, `ClassicalConfig.escape`, which
 the guided-escape teacher drives) decides when to escape from a local minimum with a clock
-of 100+ control steps: it escapes when the observation's goal distance has not got `progress_m` shorter than its reference
-(the best so far, moved only in steps of progress_m) for `stall_s`, and drives the escape
+of 100+ control steps: it escapes when the observation's goal distance has not got
+`progress_m` shorter than its reference (the best so far, moved only in steps of
+progress_m) for `stall_s`, and drives the escape
 until the goal is `escape_m` closer than that reference, or for `escape_max_s` at most. A
 recurrent network trained by truncated BPTT on short chunks cannot learn to count that
 long, so these features hand it the clock, computed causally from the goal distance alone
