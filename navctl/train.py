@@ -233,19 +233,11 @@ def mirror(obs: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray
 def training_sequences(policy, episodes: list[LabelledSequence], mirrored: bool) -> list[LabelledSequence]:
     """The episodes as the network trains on them: its inputs (policy.network_inputs: the
     observations, with the base controller's actions when it has one), the labels and the
-    takeover flags (all False for an (obs, labels) episode without them); each episode
-    followed by its mirror image, flags unchanged, when `mirrored`."""
+    takeover flags; each episode followed by its mirror image, flags unchanged, when `mirrored`."""
     views = []
-    for episode in episodes:
-        obs, labels, takeovers = episode[0], episode[1], takeover_flags(episode)
+    for obs, labels, takeovers in episodes:
         views += [(obs, labels, takeovers)] + ([(*mirror(obs, labels), takeovers)] if mirrored else [])
     return [(policy.network_inputs(obs), labels, takeovers) for obs, labels, takeovers in views]
-
-
-def takeover_flags(sequence: tuple[np.ndarray, ...]) -> np.ndarray:
-    """(T,) bool: the steps of a sequence the teacher's escape (or rescue) drove; all False
-    for an (obs, labels) pair without flags."""
-    return sequence[2] if len(sequence) > 2 else np.zeros(len(sequence[1]), dtype=bool)
 
 
 def _batches(lengths: list[int], size: int, rng: np.random.Generator) -> list[list[int]]:
@@ -272,7 +264,7 @@ def _padded(seqs: list[LabelledSequence], batch: list[int], features: Optional[l
     feats = None if features is None else np.zeros((len(batch), t_max, features[batch[0]].shape[1]), np.float32)
     for j, k in enumerate(batch):
         obs[j, :lengths[j]], act[j, :lengths[j]] = seqs[k][0], seqs[k][1]
-        mask[j, :lengths[j]] = np.where(takeover_flags(seqs[k]), takeover_weight, 1.0)
+        mask[j, :lengths[j]] = np.where(seqs[k][2], takeover_weight, 1.0)
         if feats is not None:
             feats[j, :lengths[j]] = features[k]
     return (obs, act, mask) if feats is None else (obs, act, mask, feats)

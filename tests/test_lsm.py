@@ -148,7 +148,8 @@ def test_training_on_the_reservoir_features_computed_once_equals_running_the_res
     from navctl.train import fixed_features
 
     policy = lsm(episode, modulator="neuron", alpha_init=0.5)
-    seqs = [(episode, np.zeros((len(episode), 2), np.float32)), (episode[:150], np.zeros((150, 2), np.float32))]
+    seqs = [(episode, np.zeros((len(episode), 2), np.float32), np.zeros(len(episode), bool)),
+            (episode[:150], np.zeros((150, 2), np.float32), np.zeros(150, bool))]
     feats = fixed_features(policy, seqs, batch_size=2)
     assert [f.shape for f in feats] == [(len(episode), policy.cell.features), (150, policy.cell.features)]
     obs, dt = torch.from_numpy(episode)[None], torch.full((1, 50), CONTROL_DT_S)

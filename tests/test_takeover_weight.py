@@ -72,9 +72,10 @@ def fitted(escape_run, weight: float, with_flags: bool = True, epochs: int = 2) 
     torch.manual_seed(0)
     policy = policies.build({"dt": CONTROL_DT_S, "kind": "liquid", "units": 8})
     before = copy.deepcopy(policy)
-    seqs = training_sequences(policy, [(obs, labels, takeovers) if with_flags else (obs, labels)], mirrored=True)
+    flags = takeovers if with_flags else np.zeros_like(takeovers)
+    seqs = training_sequences(policy, [(obs, labels, flags)], mirrored=True)
     assert [len(s) for s in seqs] == [3, 3]
-    np.testing.assert_array_equal(seqs[1][2], takeovers if with_flags else np.zeros_like(takeovers))  # mirror keeps them
+    np.testing.assert_array_equal(seqs[1][2], flags)  # the mirror image keeps them
     optim = Optim(epochs=epochs, batch_episodes=2, chunk_steps=traj.steps, takeover_weight=weight)
     loss = fit(policy, seqs, optim, seed=0)
     return loss, {k: v.detach().numpy().copy() for k, v in policy.net.state_dict().items()}, before
