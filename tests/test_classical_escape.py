@@ -14,6 +14,7 @@ from navctl.errors import UsageError
 from navctl.policy_names import classical_controller, make_policy, with_base
 from navctl.train_config import load_config
 from policies.checkpoint import load_policy, save_policy
+from test_rescue import drive as drive_probed
 from test_rescue import u_trap
 
 
@@ -21,15 +22,7 @@ def drive(env: TerrainNavEnv, policy, seed: int) -> tuple[dict, list[np.ndarray]
     """One episode: the final info, the actions and, each step, the side the escape drove on
     (+1 / -1), 0 while it did not (a residual policy's escape is its base's)."""
     controller = getattr(policy, "base", None) or policy
-    obs, info = env.reset(seed=seed)
-    policy.reset(1)
-    actions, sides = [], []
-    while True:
-        actions.append(policy.act(obs))
-        sides.append(controller.escape_side(0) if controller.escaping(0) else 0.0)
-        obs, _, terminated, truncated, info = env.step(actions[-1])
-        if terminated or truncated:
-            return info, actions, sides
+    return drive_probed(env, policy, seed, lambda _: controller.escape_side(0) if controller.escaping(0) else 0.0)
 
 
 @pytest.fixture(scope="module")
