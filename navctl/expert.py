@@ -504,8 +504,9 @@ class GuidedExpert(ExpertController):
         self._rescues = [_Rescue() for _ in range(batch_size)]
 
     def rescuing(self, i: int = 0) -> bool:
-        """True while the rescue (the expert's route) or the escape drives batch row i."""
-        return self._rescues[i].left_s > 0 or self._classical.escaping(i)
+        """True while the rescue (the expert's route), the escape or its unstick drives batch row i."""
+        c = self._classical
+        return self._rescues[i].left_s > 0 or c.escaping(i) or c.unsticking(i)
 
     def escape_side(self, i: int = 0) -> float:
         """The side the last escape of batch row i committed to (+1 counter-clockwise, -1

@@ -7,7 +7,9 @@ or inside the lidar's blind ring), and picks, vector-field-histogram style, the 
 closest to the goal bearing whose straight corridor (robot width plus a margin) is free far
 enough. No adaptation: motor weakness, ice and payload are not compensated. numpy only.
 With ClassicalConfig.escape (`classical-escape`) it also gets out of local minima of goal
-distance by following an obstacle's boundary on one side where it stalls.
+distance by following an obstacle's boundary on one side where it stalls, and out of spots
+where the wheels stall (a turn on the spot with a heavy payload, a climb in mud, a bumper
+against a post): asked to move without moving, it drives an arc the other way for a moment.
 
 What it knows of the robot it is given (navctl passes the env's values): the observation
 layout, the control period, the lidar's range and the action's full-scale speeds. The lidar's
@@ -91,12 +93,27 @@ class ClassicalConfig:
     # free range and follow the obstacle's boundary on that side until the goal is escape_m
     # closer than ever before with a free heading within escape_goalward_rad of the goal
     # bearing, or for escape_max_s at most.
+    # With the escape on, also the unstick: when the last applied action (the observation's
+    # prev_action) asked to move and the body has not moved (smoothed speed and yaw rate
+    # under still_mps and still_radps) for unstick_after_s, drive unstick_s along an arc at
+    # unstick_speed_mps the other way (reverse after asking forward, else towards the
+    # freer of front and back; the opposite of the last manoeuvre when it ended under
+    # unstick_repeat_s ago), holding unstick_heading_rad towards the side it was turning to.
     escape: bool = False
     escape_goalward_rad: float = 0.2
+    unstick_after_s: float = 1.5
+    unstick_s: float = 2.0
+    unstick_speed_mps: float = 0.6
+    unstick_heading_rad: float = 0.3
+    unstick_repeat_s: float = 5.0
+    still_mps: float = 0.05
+    still_radps: float = 0.1
+    still_smoothing_s: float = 0.5  # time constant of the speed and yaw-rate smoothing
     new_goal_jump_m: float = 0.5  # the goal distance growing this much in one step = a new goal
 
 
 HEADING_BATCH = 8  # candidate headings whose corridors are measured together
+UNSTICK_CONE_RAD = 0.55  # lidar rays within this of straight ahead (behind) tell the room in front (behind)
 
 
 class _Memory:
@@ -169,6 +186,19 @@ class _Escape:
     last_m: float = math.inf  # the last step's goal distance (m)
 
 
+@dataclass
+class _Unstick:
+    """One batch row's unstick state."""
+
+    speed_mps: float = 0.0  # smoothed |forward speed|
+    yaw_radps: float = 0.0  # smoothed |yaw rate|
+    still_s: float = 0.0  # s asked to move without moving
+    left_s: float = 0.0  # s the current manoeuvre still drives; > 0 while it does
+    since_s: float = math.inf  # s since the last manoeuvre ended
+    direction: float = 1.0  # the last manoeuvre's: +1 forward, -1 reverse
+    heading: float = 0.0  # the heading (rad, robot frame) the manoeuvre holds
+
+
 class ClassicalController(Policy):
     """Goal seeking with lidar obstacle avoidance; observation only, no adaptation."""
 
@@ -189,11 +219,20 @@ class ClassicalController(Policy):
         self._mem: list[_Memory] = [_Memory()]
         self._prev: list[float] = [0.0]
         self._escapes: list[_Escape] = [_Escape()]
+        self._unsticks: list[_Unstick] = [_Unstick()]
+        if self.config.escape:
+            if "prev_action" not in layout:
+                raise ValueError("ClassicalConfig.escape needs the observation's prev_action in Robot.obs_layout")
+            self._prev_action = layout["prev_action"].start
+            angles = robot.lidar_angles
+            self._front_rays = np.cos(angles) > math.cos(UNSTICK_CONE_RAD)
+            self._back_rays = np.cos(angles) < -math.cos(UNSTICK_CONE_RAD)
 
     def reset(self, batch_size: int = 1) -> None:
         self._mem = [_Memory() for _ in range(batch_size)]
         self._prev = [0.0] * batch_size
         self._escapes = [_Escape() for _ in range(batch_size)]
+        self._unsticks = [_Unstick() for _ in range(batch_size)]
 
     def act(self, obs: np.ndarray, info: Optional[dict[str, Any] | Sequence[dict[str, Any]]] = None) -> np.ndarray:
         obs = np.asarray(obs, dtype=float)
@@ -239,7 +278,46 @@ class ClassicalController(Policy):
             escape = self._escape_heading(i, o)
             if escape is not None:
                 heading, v = escape, self.take(i, o, escape)
+            if self._unstick(i, o):
+                u = self._unsticks[i]
+                heading, v = u.heading, u.direction * self.config.unstick_speed_mps
         return heading, v
+
+    def unsticking(self, i: int = 0) -> bool:
+        """True while the unstick manoeuvre drove sample i's last step."""
+        return self._unsticks[i].left_s > 0
+
+    def _unstick(self, i: int, o: np.ndarray) -> bool:
+        """Advances sample i's unstick bookkeeping by one step; True when its manoeuvre
+        drives this step (its direction and heading are then in self._unsticks[i])."""
+        cfg, u, dt = self.config, self._unsticks[i], self.robot.control_dt_s
+        k = min(dt / cfg.still_smoothing_s, 1.0)
+        u.speed_mps += k * (abs(float(o[self._lin_vel])) - u.speed_mps)
+        u.yaw_radps += k * (abs(float(o[self._yaw_rate])) - u.yaw_radps)
+        if u.left_s > 0:
+            u.left_s -= dt
+            if u.left_s > 0:
+                return True
+            u.since_s = 0.0
+        u.since_s += dt
+        v_asked = float(o[self._prev_action]) * self.robot.v_max
+        w_asked = float(o[self._prev_action + 1]) * self.robot.w_max
+        asked = abs(v_asked) > 0.1 or abs(w_asked) > 0.3
+        still = u.speed_mps < cfg.still_mps and u.yaw_radps < cfg.still_radps
+        u.still_s = u.still_s + dt if asked and still else 0.0
+        if u.still_s < cfg.unstick_after_s:
+            return False
+        ranges = o[self._lidar]
+        if u.since_s < cfg.unstick_repeat_s:
+            u.direction = -u.direction  # the last way out led straight back in: try the other
+        elif abs(v_asked) > 0.1:
+            u.direction = -math.copysign(1.0, v_asked)
+        else:
+            front, back = float(ranges[self._front_rays].min()), float(ranges[self._back_rays].min())
+            u.direction = 1.0 if front > max(back, 0.8) else -1.0
+        u.heading = math.copysign(cfg.unstick_heading_rad, w_asked) if abs(w_asked) > 0.1 else 0.0
+        u.still_s, u.left_s = 0.0, cfg.unstick_s
+        return True
 
     def escaping(self, i: int = 0) -> bool:
         """True while the escape drove sample i's last step."""

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import policies
-from envs.scenarios import from_dict
+from envs.scenarios import from_dict, generate
 from envs.terrain_nav import TerrainNavEnv
 from navctl.errors import UsageError
 from navctl.policy_names import classical_controller, make_policy, with_base
@@ -85,3 +85,52 @@ def test_training_configs_name_the_escaping_base(tmp_path):
         policies.build({"kind": "cfc", "base_escape": True})
     cfc = policies.load("cfc")  # a checkpoint from before base_escape: its base is the plain classical controller
     assert cfc.config.base is not None and not cfc.config.base_escape and not cfc.base.config.escape
+
+
+def test_the_unstick_backs_out_of_a_climb_where_the_classical_controller_stalls():
+    # Procedural scenario 1000108 (a validation scenario), reset seed 0: 27.5+ kg of payload
+    # driving up a hill through mud; the classical controller pushes on without moving.
+    env = TerrainNavEnv(generate(1000108))
+    try:
+        stuck, _, _ = drive_probed(env, classical_controller(), seed=0, probe=lambda _: None)
+        controller = classical_controller(escape=True)
+        out, actions, unsticking = drive_probed(env, controller, seed=0, probe=lambda _: controller.unsticking(0))
+    finally:
+        env.close()
+    assert stuck["termination"] == "time_limit"
+    assert out["is_success"], out["termination"]
+    steps = np.flatnonzero(unsticking)
+    assert len(steps) > 0 and np.all(np.array(actions)[steps, 0] < 0), "it backs away from the climb it stalled on"
+
+
+def test_the_unstick_fires_after_asking_to_move_without_moving_and_alternates():
+    controller = classical_controller(escape=True)
+    robot, cfg = controller.robot, controller.config
+    layout = robot.obs_layout
+    obs = np.zeros(max(s.stop for s in layout.values()), dtype=np.float32)
+    obs[layout["goal_distance"]] = 5.0
+    obs[layout["goal_bearing"]] = (0.0, 1.0)  # straight ahead
+    obs[layout["lidar"]] = robot.lidar_range_m  # open ground
+
+    def run(prev_action: tuple[float, float], steps: int, forward_mps: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+        """`steps` steps in which prev_action was applied and the body moved at forward_mps:
+        the actions and whether the unstick drove each."""
+        obs[layout["prev_action"]] = prev_action
+        obs[layout["lin_vel"].start] = forward_mps
+        out = [(controller.act(obs), controller.unsticking(0)) for _ in range(steps)]
+        return np.array([a for a, _ in out]), np.array([u for _, u in out])
+
+    after, lasts = round(cfg.unstick_after_s / robot.control_dt_s), round(cfg.unstick_s / robot.control_dt_s)
+    controller.reset(1)
+    actions, unsticking = run((0.8, -0.3), after + lasts + 10)  # asked forward, turning right; nothing moves
+    fired = np.flatnonzero(unsticking)
+    assert abs(fired[0] + 1 - after) <= 1, "it waits unstick_after_s"
+    assert abs(len(fired) - lasts) <= 1 and np.all(np.diff(fired) == 1), "one manoeuvre of unstick_s"
+    assert np.all(actions[fired, 0] < 0) and np.all(actions[fired, 1] < 0), "reverse, still turning right"
+    assert np.all(actions[fired[-1] + 1:, 0] > 0), "then the route again"
+    actions, unsticking = run((-0.6, -0.3), after + 1)  # the manoeuvre led nowhere: the other way
+    assert unsticking[-1] and actions[-1, 0] > 0
+
+    controller.reset(1)
+    _, unsticking = run((0.8, -0.3), 3 * after, forward_mps=0.5)  # the same asks while moving never fire
+    assert not unsticking.any()
