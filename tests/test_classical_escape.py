@@ -15,6 +15,7 @@ from navctl.policy_names import classical_controller, make_policy, with_base
 from navctl.train_config import load_config
 from policies.checkpoint import load_policy, save_policy
 from test_rescue import drive as drive_probed
+from test_progress_inputs import older_checkpoint
 from test_rescue import u_trap
 
 
@@ -83,7 +84,10 @@ def test_training_configs_name_the_escaping_base(tmp_path):
         load_config(str(path))
     with pytest.raises(ValueError, match="base_escape needs a base"):
         policies.build({"kind": "cfc", "base_escape": True})
-    cfc = policies.load("cfc")  # a checkpoint from before base_escape: its base is the plain classical controller
+    # a checkpoint from before base_escape: its base is the plain classical controller
+    old = older_checkpoint(policies.build(with_base({"kind": "cfc", "base": "classical-escape"})),
+                           tmp_path / "old.safetensors", without=("base_escape",))
+    cfc = load_policy(old)
     assert cfc.config.base is not None and not cfc.config.base_escape and not cfc.base.config.escape
 
 

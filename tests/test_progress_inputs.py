@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
 import policies
 from envs.scenarios import from_dict
@@ -29,6 +30,22 @@ from test_rescue import u_trap
 from test_residual import assert_onnx_acts_like
 
 torch.set_num_threads(1)
+
+
+def older_checkpoint(policy, path, without: tuple[str, ...]) -> str:
+    """`policy` saved at `path` as code from before the config fields `without` wrote it:
+    the same tensors, those keys left out of the metadata's config."""
+    save_policy(policy, path)
+    with safe_open(str(path), framework="pt") as f:
+        metadata = dict(f.metadata())
+    config = json.loads(metadata["config"])
+    for key in without:
+        config.pop(key)
+    metadata["config"] = json.dumps(config)
+    save_file(load_file(str(path)), str(path), metadata=metadata)
+    return str(path)
+
+
 STILL_STEPS = 130  # 6.5 s standing still: the stall clock (6 s) runs out at step 120
 STALL_STEP = 120
 
@@ -198,7 +215,7 @@ def test_checkpoint_round_trip(tmp_path, stalled_obs):
         assert np.array_equal(loaded.act(o), policy.act(o))
 
 
-def test_with_the_flag_off_nothing_changes(stalled_obs):
+def test_with_the_flag_off_nothing_changes(stalled_obs, tmp_path):
     config = with_base({"kind": "liquid", "base": "classical"})
     off = policies.build(config)
     assert not off.config.progress_inputs and off.config.input_dim == OBS_DIM + 2
@@ -206,9 +223,10 @@ def test_with_the_flag_off_nothing_changes(stalled_obs):
     classical.reset(1)
     expected = np.concatenate([stalled_obs, np.stack([classical.act(o) for o in stalled_obs])], axis=1)
     assert np.array_equal(off.network_inputs(stalled_obs), expected)
-    # a checkpoint written before the flag existed (the shipped cfc) has no such key and loads with it off
-    path = policies.CHECKPOINT_DIR / "cfc.safetensors"
-    with safe_open(str(path), framework="pt") as f:
+    # a checkpoint written before the flag existed has no such key and loads with it off
+    path = older_checkpoint(policies.build(with_base({"kind": "cfc", "base": "classical"})), tmp_path / "old.safetensors",
+                            without=("progress_inputs",))
+    with safe_open(path, framework="pt") as f:
         assert "progress_inputs" not in json.loads(f.metadata()["config"])
     assert not load_policy(path).config.progress_inputs
     assert dataclasses.replace(off.config, progress_inputs=True).input_dim == OBS_DIM + NUM_FEATURES + 2
