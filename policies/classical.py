@@ -302,17 +302,18 @@ class ClassicalController(Policy):
         u.since_s += dt
         v_asked = float(o[self._prev_action]) * self.robot.v_max
         w_asked = float(o[self._prev_action + 1]) * self.robot.w_max
-        asked = abs(v_asked) > 0.1 or abs(w_asked) > 0.3
+        drive_asked = abs(v_asked) > 0.1  # m/s, forward or reverse
+        asked = drive_asked or abs(w_asked) > 0.3
         still = u.speed_mps < cfg.still_mps and u.yaw_radps < cfg.still_radps
         u.still_s = u.still_s + dt if asked and still else 0.0
         if u.still_s < cfg.unstick_after_s:
             return False
-        ranges = o[self._lidar]
         if u.since_s < cfg.unstick_repeat_s:
             u.direction = -u.direction  # the last way out led straight back in: try the other
-        elif abs(v_asked) > 0.1:
+        elif drive_asked:
             u.direction = -math.copysign(1.0, v_asked)
         else:
+            ranges = o[self._lidar]
             front, back = float(ranges[self._front_rays].min()), float(ranges[self._back_rays].min())
             u.direction = 1.0 if front > max(back, 0.8) else -1.0
         u.heading = math.copysign(cfg.unstick_heading_rad, w_asked) if abs(w_asked) > 0.1 else 0.0

@@ -14,8 +14,8 @@ from navctl.errors import UsageError
 from navctl.policy_names import classical_controller, make_policy, with_base
 from navctl.train_config import load_config
 from policies.checkpoint import load_policy, save_policy
+from test_policy_checkpoint import older_checkpoint
 from test_rescue import drive as drive_probed
-from test_progress_inputs import older_checkpoint
 from test_rescue import u_trap
 
 

@@ -9,13 +9,27 @@ import numpy as np
 import pytest
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 import policies
 from policies.checkpoint import CheckpointError, _digest, load_policy, save_policy
 from policies.learned import KINDS
 
 torch.set_num_threads(1)
+
+
+def older_checkpoint(policy, path, without: tuple[str, ...]) -> str:
+    """`policy` saved at `path` as code from before the config fields `without` wrote it:
+    the same tensors, those keys left out of the metadata's config."""
+    save_policy(policy, path)
+    with safe_open(str(path), framework="pt") as f:
+        metadata = dict(f.metadata())
+    config = json.loads(metadata["config"])
+    for key in without:
+        config.pop(key)
+    metadata["config"] = json.dumps(config)
+    save_file(load_file(str(path)), str(path), metadata=metadata)
+    return str(path)
 
 
 def trained_looking(kind: str, **config):

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
 
 import policies
 from envs.scenarios import from_dict
@@ -27,25 +26,10 @@ from policies.checkpoint import load_policy, save_policy
 from policies.progress import NUM_FEATURES, ProgressSpec, ProgressTracker, progress_features
 from policies.classical import ESCAPE_CLOCK
 from test_rescue import u_trap
+from test_policy_checkpoint import older_checkpoint
 from test_residual import assert_onnx_acts_like
 
 torch.set_num_threads(1)
-
-
-def older_checkpoint(policy, path, without: tuple[str, ...]) -> str:
-    """`policy` saved at `path` as code from before the config fields `without` wrote it:
-    the same tensors, those keys left out of the metadata's config."""
-    save_policy(policy, path)
-    with safe_open(str(path), framework="pt") as f:
-        metadata = dict(f.metadata())
-    config = json.loads(metadata["config"])
-    for key in without:
-        config.pop(key)
-    metadata["config"] = json.dumps(config)
-    save_file(load_file(str(path)), str(path), metadata=metadata)
-    return str(path)
-
-
 STILL_STEPS = 130  # 6.5 s standing still: the stall clock (6 s) runs out at step 120
 STALL_STEP = 120
 
