@@ -289,7 +289,10 @@ def _cells(row: dict[str, Any], subset: str) -> list[str]:
         return [row["name"], "", episodes, _f(sr["mean"]), "", _f(spl["mean"]), "", "", ""]
     std = "" if sr["std"] is None else f" ± {sr['std']:.2f}"
     spl_std = "" if spl["std"] is None else f" ± {spl['std']:.2f}"
-    return [row["name"], str(len(row["seeds"])), episodes, _f(sr["mean"]) + std, f"{_f(sr['min'])}–{_f(sr['max'])}",
+    # a seed with no finished episode on this set is not in the numbers: say so in the count
+    counted = sum(1 for r in part["per_seed"].values() if r["episodes"])
+    seeds = str(counted) if counted == len(row["seeds"]) else f"{counted} of {len(row['seeds'])}"
+    return [row["name"], seeds, episodes, _f(sr["mean"]) + std, f"{_f(sr['min'])}–{_f(sr['max'])}",
             _f(spl["mean"]) + spl_std, f"{_f(spl['min'])}–{_f(spl['max'])}",
             "n/a" if worst is None else f"{_f(worst['success_rate'])} / {_f(worst['spl'])} ({seed_label(worst['policy'], row['seeds'])})",
             "" if shipped is None else f"{_f(shipped['success_rate'])} / {_f(shipped['spl'])}"]

@@ -175,6 +175,16 @@ def test_shipped_column_failed_episodes_and_repeated_inputs(tmp_path, capsys):
     assert (tmp_path / "res" / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_a_seed_missing_from_a_test_set_is_not_counted_there(tmp_path, capsys, procedural_seeds):
+    with_event, _ = procedural_seeds
+    rows = (eval_rows("s0", [1, 1], [0.9, 0.9]) + eval_rows("s1", [1, 0], [0.8, 0.0])
+            + [row(s, "procedural-test", 0, 1, 0.7, scenario_seed=str(with_event)) for s in ("s0", "s1", "s2")])
+    code, out, _ = run(capsys, write(tmp_path / "ev", rows), "--group", "liquid=s?")
+    assert code == 0
+    assert "| liquid | 3 | 1 | 1.00 ± 0.00 |" in out  # procedural-test: all three seeds
+    assert "| liquid | 2 of 3 | 0–2 | 0.75 ± 0.35 |" in out  # eval: s2 has no episodes there
+
+
 # --- bad input ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("case, message", [
     ("missing", "no such file"),
