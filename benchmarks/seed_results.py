@@ -17,10 +17,12 @@ Test sets: rows whose scenario is a procedural set (`procedural`, `procedural-te
 form a set named by that scenario; built-in scenarios form the set of their split (`eval`,
 `train`). Per group and test set: success rate and SPL of every seed (over its episodes that
 finished), their mean, sample standard deviation, min and max, and the worst seed (lowest
-success, then lowest SPL); a single policy has one value. The same again over the episodes
-"with a mid-episode change", chosen by the scenario's definition and not by what happened in
-the run, so every policy is measured on the same episodes: a built-in scenario with an
-event, or a procedural episode whose generated scenario (`scenario_seed`) has one.
+success, then lowest SPL); a single policy has one value. A seed with no finished episode on
+a set is left out of that set's numbers, and the table's seeds column says so ("2 of 3").
+The same again over the episodes "with a mid-episode change", chosen by the scenario's
+definition and not by what happened in the run, so every policy is measured on the same
+episodes: a built-in scenario with an event, or a procedural episode whose generated
+scenario (`scenario_seed`) has one.
 
 Output: a Markdown table per test set on stdout and, with `--out DIR`, DIR/results.md, the
 numbers in DIR/results.json and a plot DIR/results.png. Bad input prints one line on stderr
