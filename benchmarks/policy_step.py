@@ -6,9 +6,10 @@ and LTC (numpy fast path, numpy in and out), of our torch path, and of ncps.torc
 LTC modules stepping one time step (torch tensors prepared in advance, which favours ncps);
 then throughput at batch 256 (torch, inference mode). Also the full `act()` of the shipped
 policies (their checkpoints: the shipped liquid has one neuromodulator per neuron), of
-the untrained default liquid and of the classical controller (which a residual policy runs
-first), on the 41 observations of a real episode (the classical controller on `clutter`),
-against ncps's CfC step with the same 32 neurons and 41 inputs. Targets: our plastic CfC
+the untrained default liquid and of the classical controller with and without its escape
+(which a residual policy runs first), on the 41 observations of a real episode (the
+classical controller on `clutter`), against ncps's CfC step with the same 32 neurons and
+41 inputs. Targets: our plastic CfC
 step, and the shipped liquid's network step, at most 1/10 of the ncps CfC step; the Liquid
 State Machine's act() (`lsm`: 300 spiking neurons, 10 sub-steps per control step, plastic
 readout; the shipped checkpoint, or an untrained one built from configs/lsm.yaml while none
@@ -152,7 +153,9 @@ def act_benchmark(calls: int, rounds: int) -> tuple[dict[str, float], str]:
     act_policies.insert(1, ("shipped liquid's config with progress_inputs (untrained)", build_policy(progress_config)))
     act_policies.append(lsm_policy())
     obs = episode_observations()
-    for label, policy in [*act_policies, ("classical controller (the residual policies' base)", classical_controller())]:
+    bases = [("classical controller", classical_controller()),
+             ("classical-escape (the shipped residual policies' base)", classical_controller(escape=True))]
+    for label, policy in [*act_policies, *bases]:
         policy.reset(1)
         i = [0]
 
