@@ -9,11 +9,10 @@ policies (their checkpoints: the shipped liquid has one neuromodulator per neuro
 the untrained default liquid and of the classical controller with and without its escape
 (which a residual policy runs first), on the 41 observations of a real episode (the
 classical controller on `clutter`), against ncps's CfC step with the same 32 neurons and
-41 inputs. Targets: our plastic CfC
-step, and the shipped liquid's network step, at most 1/10 of the ncps CfC step; the Liquid
-State Machine's act() (`lsm`: 300 spiking neurons, 10 sub-steps per control step, plastic
-readout; the shipped checkpoint, or an untrained one built from configs/lsm.yaml while none
-is shipped) at most one ncps CfC step.
+41 inputs. Targets: our plastic CfC step, and the shipped liquid's network step, at most
+1/10 of the ncps CfC step; the Liquid State Machine's act() (`lsm`: 300 spiking neurons, 10
+sub-steps per control step, plastic readout; the shipped checkpoint, or an untrained one
+built from configs/lsm.yaml while none is shipped) at most one ncps CfC step.
 
 Timings are the minimum over interleaved rounds of the mean per call, so that a busy
 machine disturbs both sides alike.
