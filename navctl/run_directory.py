@@ -28,9 +28,10 @@ from navctl.errors import UsageError
 from navctl.io import atomic_path, atomic_write_json, atomic_write_text
 from navctl.train_config import TrainConfig, validate_config
 
-# One episode's observations (T, obs_dim), the teacher's labels (T, 2) and, (T,) bool, whether the
-# teacher's escape (or rescue) drove at each step (its takeovers).
-LabelledSequence = tuple[np.ndarray, np.ndarray, np.ndarray]
+# One episode's observations (T, obs_dim), the teacher's labels (T, 2), (T,) bool whether the
+# teacher's escape (or rescue) drove at each step (its takeovers), and (T,) float32 the seconds
+# since the scenario's last event fired at each step (inf before the first).
+LabelledSequence = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
 class RunDirectory:
@@ -69,15 +70,16 @@ class RunDirectory:
         for r in range(self.rounds_done):
             with np.load(self.path / "data" / f"round_{r}.npz", allow_pickle=False) as z:
                 meta = json.loads(z["meta"].tobytes().decode())
-                out += [(z[f"obs_{i}"], z[f"act_{i}"], _takeovers(z, i)) for i in range(len(meta))]
+                out += [(z[f"obs_{i}"], z[f"act_{i}"], _takeovers(z, i), _since_event(z, i)) for i in range(len(meta))]
                 metas += meta
         return out, metas
 
     def save_data(self, round_index: int, episodes: list[LabelledSequence], meta: list[dict[str, Any]]) -> None:
         """Round `round_index`'s labelled episodes, with a JSON-able meta dict for each."""
         arrays: dict[str, np.ndarray] = {}
-        for i, (obs, labels, takeovers) in enumerate(episodes):
+        for i, (obs, labels, takeovers, since_event) in enumerate(episodes):
             arrays[f"obs_{i}"], arrays[f"act_{i}"], arrays[f"takeover_{i}"] = obs, labels, takeovers
+            arrays[f"since_event_{i}"] = since_event
         arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
         with atomic_path(self.path / "data" / f"round_{round_index}.npz") as tmp:  # the temp name keeps .npz
             np.savez(tmp, **arrays)
@@ -164,3 +166,10 @@ def _takeovers(z, i: int) -> np.ndarray:
     """Episode i's takeover flags; data written before they were recorded has none: all False."""
     key = f"takeover_{i}"
     return z[key].astype(bool) if key in z.files else np.zeros(len(z[f"act_{i}"]), dtype=bool)
+
+
+def _since_event(z, i: int) -> np.ndarray:
+    """Episode i's seconds since the last event; data written before they were recorded has
+    none: inf (no step counts as after an event)."""
+    key = f"since_event_{i}"
+    return z[key].astype(np.float32) if key in z.files else np.full(len(z[f"act_{i}"]), np.inf, np.float32)

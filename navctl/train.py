@@ -193,9 +193,24 @@ def run_episodes(executor: Executor, tasks: list[Task]) -> list[Trajectory]:
 
 def labelled(traj: Trajectory) -> LabelledSequence:
     """A DAgger episode as a training sequence: what the student saw before each step, the
-    expert's labels, and whether the expert's escape (or rescue) chose them."""
+    expert's labels, whether the expert's escape (or rescue) chose them, and the seconds since
+    the scenario's last event fired (inf before the first)."""
     takeovers = traj.takeovers if traj.takeovers is not None else np.zeros(len(traj.labels), dtype=bool)
-    return traj.observations[:-1], traj.labels, takeovers
+    return traj.observations[:-1], traj.labels, takeovers, since_event_s(traj)
+
+
+def since_event_s(traj: Trajectory) -> np.ndarray:
+    """(T,) float32: at each step, the simulated seconds since the last event that fired at
+    or before the step's time (events are logged at the time they took effect); inf before any."""
+    step_times = traj.time_s[:-1]
+    since = np.full(len(step_times), np.inf, np.float32)
+    fired = np.sort(np.array([e["time_s"] for e in traj.events], dtype=float))
+    if fired.size:
+        # the log rounds times to 1e-6 s, so an event may read a hair after its step's time
+        last = np.searchsorted(fired, step_times + 1e-6, side="right") - 1
+        seen = last >= 0
+        since[seen] = np.maximum(step_times[seen] - fired[last[seen]], 0.0)
+    return since
 
 
 def _meta(traj: Trajectory) -> dict[str, Any]:
@@ -232,12 +247,13 @@ def mirror(obs: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray
 # --- the training step ---------------------------------------------------------------------
 def training_sequences(policy, episodes: list[LabelledSequence], mirrored: bool) -> list[LabelledSequence]:
     """The episodes as the network trains on them: its inputs (policy.network_inputs: the
-    observations, with the base controller's actions when it has one), the labels and the
-    takeover flags; each episode followed by its mirror image, flags unchanged, when `mirrored`."""
+    observations, with the base controller's actions when it has one), the labels, the
+    takeover flags and the seconds since the last event; each episode followed by its mirror
+    image, flags and times unchanged, when `mirrored`."""
     views = []
-    for obs, labels, takeovers in episodes:
-        views += [(obs, labels, takeovers)] + ([(*mirror(obs, labels), takeovers)] if mirrored else [])
-    return [(policy.network_inputs(obs), labels, takeovers) for obs, labels, takeovers in views]
+    for obs, labels, *flags in episodes:
+        views += [(obs, labels, *flags)] + ([(*mirror(obs, labels), *flags)] if mirrored else [])
+    return [(policy.network_inputs(obs), labels, *flags) for obs, labels, *flags in views]
 
 
 def _batches(lengths: list[int], size: int, rng: np.random.Generator) -> list[list[int]]:
@@ -250,12 +266,22 @@ def _batches(lengths: list[int], size: int, rng: np.random.Generator) -> list[li
     return batches
 
 
+def step_weights(seq: LabelledSequence, optim: Optional[Optim] = None) -> np.ndarray:
+    """(T,) each step's loss weight: optim.takeover_weight where the teacher's escape (or
+    rescue) drove, times optim.event_weight in the event_window_s seconds after an event; 1
+    without optim."""
+    weights = np.ones(len(seq[0]), np.float32)
+    if optim is not None:
+        weights = np.where(seq[2], np.float32(optim.takeover_weight), weights)
+        weights = np.where(seq[3] < optim.event_window_s, weights * np.float32(optim.event_weight), weights)
+    return weights
+
+
 def _padded(seqs: list[LabelledSequence], batch: list[int], features: Optional[list[np.ndarray]] = None,
-            takeover_weight: float = 1.0) -> tuple[np.ndarray, ...]:
+            optim: Optional[Optim] = None) -> tuple[np.ndarray, ...]:
     """(obs (B, T, obs_dim), labels (B, T, 2), mask (B, T)) of a batch, zero-padded to its
     longest, and with `features` (one (T, F) array per sequence) their padded (B, T, F) last.
-    The mask is each step's loss weight: 0 on padding, takeover_weight where the teacher's
-    escape (or rescue) drove, else 1."""
+    The mask is each step's loss weight: 0 on padding, else step_weights."""
     lengths = [len(seqs[k][0]) for k in batch]
     t_max = max(lengths)
     obs = np.zeros((len(batch), t_max, seqs[batch[0]][0].shape[1]), np.float32)
@@ -264,7 +290,7 @@ def _padded(seqs: list[LabelledSequence], batch: list[int], features: Optional[l
     feats = None if features is None else np.zeros((len(batch), t_max, features[batch[0]].shape[1]), np.float32)
     for j, k in enumerate(batch):
         obs[j, :lengths[j]], act[j, :lengths[j]] = seqs[k][0], seqs[k][1]
-        mask[j, :lengths[j]] = np.where(seqs[k][2], takeover_weight, 1.0)
+        mask[j, :lengths[j]] = step_weights(seqs[k], optim)
         if feats is not None:
             feats[j, :lengths[j]] = features[k]
     return (obs, act, mask) if feats is None else (obs, act, mask, feats)
@@ -317,9 +343,9 @@ def _fit_batch(policy, opt, batch: tuple[np.ndarray, ...], optim: Optim) -> tupl
 
 
 def fit(policy, seqs: list[LabelledSequence], optim: Optim, seed: int, progress=None) -> float:
-    """Trains `policy` on all sequences (training_sequences) by truncated BPTT, the steps the
-    teacher's escape (or rescue) drove weighted optim.takeover_weight; returns the last
-    epoch's (weighted) mean loss."""
+    """Trains `policy` on all sequences (training_sequences) by truncated BPTT, each step's
+    loss weighted by step_weights (the teacher's takeovers, the seconds after an event);
+    returns the last epoch's (weighted) mean loss."""
     import torch
 
     torch.manual_seed(seed)
@@ -335,7 +361,7 @@ def fit(policy, seqs: list[LabelledSequence], optim: Optim, seed: int, progress=
             group["lr"] = lr
         total, count = 0.0, 0.0
         for batch in _batches([len(s[0]) for s in seqs], optim.batch_episodes, rng):
-            padded = _padded(seqs, batch, features, optim.takeover_weight)
+            padded = _padded(seqs, batch, features, optim)
             batch_total, batch_count = _fit_batch(policy, opt, padded, optim)
             total, count = total + batch_total, count + batch_count
         epoch_loss = total / max(count, 1.0)

@@ -64,6 +64,8 @@ class Optim:
     lr_min: float = 3e-4  # ... annealed by a cosine over its epochs to this
     grad_clip: float = 1.0  # gradient norm clip
     takeover_weight: float = 1.0  # loss weight of the steps where the teacher's escape (or rescue) drove; 1 = none
+    event_weight: float = 1.0  # loss weight multiplier of the steps in the event_window_s after an event; 1 = none
+    event_window_s: float = 10.0  # simulated seconds after each event that event_weight applies to
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -106,7 +108,8 @@ _READ = fields(TrainConfig, {
         "teacher": text(choices=("expert", "guided", "guided-rescue", "guided-escape"))}),
     "optim": fields(Optim, {
         "epochs": _COUNT, "batch_episodes": number(integer=True, ge=1), "chunk_steps": number(integer=True, ge=1),
-        "lr": _RATE, "lr_min": _RATE, "grad_clip": _RATE, "takeover_weight": number(ge=1)}),
+        "lr": _RATE, "lr_min": _RATE, "grad_clip": _RATE, "takeover_weight": number(ge=1),
+        "event_weight": number(ge=1), "event_window_s": number(gt=0)}),
     "workers": _COUNT,
     "torch_threads": number(integer=True, ge=1),
 }, required=("name", "policy"))

@@ -234,8 +234,9 @@ def test_a_fit_on_sequences_with_features(stalled_obs):
     with the rest of the inputs, and a one-epoch fit runs on them."""
     policy = progress_policy("liquid")
     labels = np.tile(np.array([[0.5, 0.0]], np.float32), (len(stalled_obs), 1))
-    flags = np.zeros(len(stalled_obs), bool)
-    episodes = [(stalled_obs, labels, flags), (stalled_obs[:STILL_STEPS], labels[:STILL_STEPS], flags[:STILL_STEPS])]
+    flags, never = np.zeros(len(stalled_obs), bool), np.full(len(stalled_obs), np.inf, np.float32)
+    episodes = [(stalled_obs, labels, flags, never),
+                (stalled_obs[:STILL_STEPS], labels[:STILL_STEPS], flags[:STILL_STEPS], never[:STILL_STEPS])]
     seqs = training_sequences(policy, episodes, mirrored=True)
     assert len(seqs) == 4 and all(s[0].shape[1] == 46 for s in seqs)
     np.testing.assert_array_equal(seqs[2][0][:, OBS_DIM:OBS_DIM + NUM_FEATURES],

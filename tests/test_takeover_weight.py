@@ -50,13 +50,13 @@ def test_the_flags_are_stored_with_the_data_and_old_data_loads_without(tmp_path,
     with RunDirectory(tmp_path / "run", load_config(config), str(config), resume=False) as run:
         run.save_data(0, [labelled(traj)], [{"scenario": "u-trap"}])
         run.state["rounds_done"] = 1
-        (obs, labels, takeovers), = run.load_data()[0]
+        (obs, labels, takeovers, _), = run.load_data()[0]
         np.testing.assert_array_equal(takeovers, traj.takeovers)
         path = tmp_path / "run" / "data" / "round_0.npz"
         with np.load(path) as z:  # as a run from before the flags were recorded wrote it
             old = {k: z[k] for k in z.files if not k.startswith("takeover_")}
         np.savez(path, **old)
-        (obs_old, labels_old, takeovers_old), = run.load_data()[0]
+        (obs_old, labels_old, takeovers_old, _), = run.load_data()[0]
     np.testing.assert_array_equal(obs_old, obs)
     np.testing.assert_array_equal(labels_old, labels)
     assert takeovers_old.dtype == bool and takeovers_old.shape == takeovers.shape and not takeovers_old.any()
@@ -68,13 +68,13 @@ def fitted(escape_run, weight: float, with_flags: bool = True, epochs: int = 2) 
     import policies
 
     traj, _ = escape_run
-    obs, labels, takeovers = labelled(traj)
+    obs, labels, takeovers, since_event = labelled(traj)
     torch.manual_seed(0)
     policy = policies.build({"dt": CONTROL_DT_S, "kind": "liquid", "units": 8})
     before = copy.deepcopy(policy)
     flags = takeovers if with_flags else np.zeros_like(takeovers)
-    seqs = training_sequences(policy, [(obs, labels, flags)], mirrored=True)
-    assert [len(s) for s in seqs] == [3, 3]
+    seqs = training_sequences(policy, [(obs, labels, flags, since_event)], mirrored=True)
+    assert [len(s) for s in seqs] == [4, 4]
     np.testing.assert_array_equal(seqs[1][2], flags)  # the mirror image keeps them
     optim = Optim(epochs=epochs, batch_episodes=2, chunk_steps=traj.steps, takeover_weight=weight)
     loss = fit(policy, seqs, optim, seed=0)
