@@ -70,7 +70,8 @@ class RunDirectory:
         for r in range(self.rounds_done):
             with np.load(self.path / "data" / f"round_{r}.npz", allow_pickle=False) as z:
                 meta = json.loads(z["meta"].tobytes().decode())
-                out += [(z[f"obs_{i}"], z[f"act_{i}"], _takeovers(z, i), _since_event(z, i)) for i in range(len(meta))]
+                out += [(z[f"obs_{i}"], z[f"act_{i}"], _per_step(z, "takeover", i, bool, False),
+                         _per_step(z, "since_event", i, np.float32, np.inf)) for i in range(len(meta))]
                 metas += meta
         return out, metas
 
@@ -162,14 +163,8 @@ def _tensorboard(out_dir: Path):
     return SummaryWriter(str(out_dir / "tensorboard"))
 
 
-def _takeovers(z, i: int) -> np.ndarray:
-    """Episode i's takeover flags; data written before they were recorded has none: all False."""
-    key = f"takeover_{i}"
-    return z[key].astype(bool) if key in z.files else np.zeros(len(z[f"act_{i}"]), dtype=bool)
-
-
-def _since_event(z, i: int) -> np.ndarray:
-    """Episode i's seconds since the last event; data written before they were recorded has
-    none: inf (no step counts as after an event)."""
-    key = f"since_event_{i}"
-    return z[key].astype(np.float32) if key in z.files else np.full(len(z[f"act_{i}"]), np.inf, np.float32)
+def _per_step(z, name: str, i: int, dtype, missing) -> np.ndarray:
+    """Episode i's per-step array `name` (takeover, since_event); data written before it was
+    recorded has none: every step `missing` (no takeover, no event)."""
+    key = f"{name}_{i}"
+    return z[key].astype(dtype) if key in z.files else np.full(len(z[f"act_{i}"]), missing, dtype)

@@ -43,7 +43,8 @@ def test_the_seconds_since_the_last_event_follow_the_event_log(traj):
     between = (t >= fired[0]) & (t < fired[1])
     np.testing.assert_allclose(since[between], t[between] - fired[0], atol=1e-5)
     np.testing.assert_allclose(since[t >= fired[1]], t[t >= fired[1]] - fired[1], atol=1e-5)
-    assert since[between].min() == pytest.approx(0.0, abs=1e-5) and since[t >= fired[1]].min() == pytest.approx(0.0, abs=1e-5)
+    assert since[between].min() == pytest.approx(0.0, abs=1e-5)
+    assert since[t >= fired[1]].min() == pytest.approx(0.0, abs=1e-5)
 
 
 def test_the_times_are_stored_with_the_data_and_old_data_loads_as_never(tmp_path, traj):
@@ -72,7 +73,8 @@ def test_the_weights_multiply_in_the_window_after_each_event(traj):
     np.testing.assert_array_equal(w, np.where(inside, 4.0, 1.0))
     takeovers = np.zeros(traj.steps, dtype=bool)
     takeovers[::7] = True  # both weights on a step multiply
-    w = step_weights((seq[0], seq[1], takeovers, since), Optim(takeover_weight=2.0, event_weight=4.0, event_window_s=1.0))
+    both = Optim(takeover_weight=2.0, event_weight=4.0, event_window_s=1.0)
+    w = step_weights((seq[0], seq[1], takeovers, since), both)
     np.testing.assert_array_equal(w, np.where(takeovers, 2.0, 1.0) * np.where(inside, 4.0, 1.0))
 
 
