@@ -24,6 +24,11 @@ definition and not by what happened in the run, so every policy is measured on t
 episodes: a built-in scenario with an event, or a procedural episode whose generated
 scenario (`scenario_seed`) has one.
 
+`--compare A,B` (repeatable) adds, per test set and subset, A minus B paired over the episodes
+both ran and finished (same scenario, episode index and seed): the mean difference of success
+and SPL with a 95% bootstrap interval of the paired differences (navctl.summary). A and B are
+policy values, or group names with a `--shipped` checkpoint (which stands for the group).
+
 Output: a Markdown table per test set on stdout and, with `--out DIR`, DIR/results.md, the
 numbers in DIR/results.json and a plot DIR/results.png. Bad input prints one line on stderr
 and exits 2.
@@ -45,6 +50,7 @@ import numpy as np
 from envs import scenarios as scenario_files
 from navctl.errors import UsageError
 from navctl.io import atomic_path, atomic_write_json, atomic_write_text, read_csv
+from navctl.summary import difference_cell, paired_difference
 
 EPISODES_CSV = "episodes.csv"
 RESULTS_MD = "results.md"
@@ -238,10 +244,56 @@ def _row(name: str, seeds: Sequence[str], shipped: Optional[str], group: bool, b
     return out
 
 
+def parse_compare(specs: Sequence[str]) -> list[tuple[str, str]]:
+    """--compare A,B options as (A, B) pairs; UsageError on a malformed one."""
+    out = []
+    for spec in specs:
+        parts = [x.strip() for x in spec.split(",")]
+        if len(parts) != 2 or not all(parts):
+            raise UsageError(f"--compare {spec!r}: expected A,B (two policy values or group names)")
+        out.append((parts[0], parts[1]))
+    return out
+
+
+def _compared_policy(name: str, policies: Sequence[str], shipped: dict[str, str]) -> str:
+    if name in shipped:
+        return shipped[name]
+    if name in policies:
+        return name
+    raise UsageError(f"--compare: {name!r} is neither a policy of the input nor a group with --shipped "
+                     f"(policies: {', '.join(policies)})")
+
+
+def differences(eps: Sequence[Episode], changed: set[Episode], compare: Sequence[tuple[str, str]],
+                shipped: dict[str, str]) -> list[dict[str, Any]]:
+    """Per (A, B) and subset: A minus B over the episodes both finished, paired by scenario,
+    episode and seed; mean and 95% bootstrap interval of success and SPL differences."""
+    policies = list(dict.fromkeys(e.policy for e in eps))
+    finished: dict[str, dict[tuple[str, int, int], Episode]] = {}
+    for e in eps:
+        if e.success is not None:
+            finished.setdefault(e.policy, {})[(e.scenario, e.episode, e.seed)] = e
+    out = []
+    for a_name, b_name in compare:
+        a = finished.get(_compared_policy(a_name, policies, shipped), {})
+        b = finished.get(_compared_policy(b_name, policies, shipped), {})
+        for subset in SUBSETS:
+            keys = sorted(k for k in a.keys() & b.keys() if subset == "all" or a[k] in changed)
+            row: dict[str, Any] = {"policy": a_name, "reference": b_name, "subset": subset, "pairs": len(keys)}
+            for metric in ("success_rate", "spl"):
+                field_name = "success" if metric == "success_rate" else "spl"
+                row[metric], row[f"{metric}_ci"] = paired_difference([getattr(a[k], field_name) for k in keys],
+                                                                     [getattr(b[k], field_name) for k in keys])
+            out.append(row)
+    return out
+
+
 def summarize(episodes: Sequence[Episode], groups: dict[str, str], shipped: dict[str, str],
-              facts: Optional[ScenarioFacts] = None) -> list[dict[str, Any]]:
-    """Per test set (in the order the rows first show them): its scenarios, episode counts and
-    a row per group (in --group order) and per policy in no group (in row order)."""
+              facts: Optional[ScenarioFacts] = None,
+              compare: Sequence[tuple[str, str]] = ()) -> list[dict[str, Any]]:
+    """Per test set (in the order the rows first show them): its scenarios, episode counts,
+    a row per group (in --group order) and per policy in no group (in row order), and the
+    paired differences asked for with `compare`."""
     facts = facts or ScenarioFacts()
     policies = list(dict.fromkeys(e.policy for e in episodes))
     members = assign_groups(policies, groups, shipped)
@@ -262,7 +314,8 @@ def summarize(episodes: Sequence[Episode], groups: dict[str, str], shipped: dict
                     "episodes_per_policy": counts,
                     "change_episodes_per_policy": {p: sum(e in changed for e in v) for p, v in by_policy.items()},
                     "rows": [_row(n, s, sh, g, by_policy, changed) for n, s, sh, g in rows_of
-                             if any(p in by_policy for p in [*s, *([sh] if sh else [])])]})
+                             if any(p in by_policy for p in [*s, *([sh] if sh else [])])],
+                    "differences": differences(eps, changed, compare, shipped)})
     return out
 
 
@@ -320,6 +373,14 @@ def markdown(results: Sequence[dict[str, Any]]) -> str:
             lines += [f"## {ts['test_set']}: {title} ({shown} episodes per policy)", "",
                       "| " + " | ".join(HEADER) + " |", "|---|" + "---:|" * (len(HEADER) - 1)]
             lines += ["| " + " | ".join(_cells(row, subset)) + " |" for row in ts["rows"]]
+            lines.append("")
+        if ts.get("differences"):
+            lines += [f"## {ts['test_set']}: paired differences (the same episodes; difference [95% bootstrap "
+                      "interval])", "", "| policy minus reference | episodes | pairs | success | SPL |",
+                      "|---|---|---:|---:|---:|"]
+            lines += [f"| {d['policy']} − {d['reference']} | {SUBSETS[d['subset']]} | {d['pairs']} | "
+                      f"{difference_cell(d['success_rate'], d['success_rate_ci'])} | {difference_cell(d['spl'], d['spl_ci'])} |"
+                      for d in ts["differences"]]
             lines.append("")
         if len(counts) > 1:
             lines += [f"Note: on {ts['test_set']} the policies ran different numbers of episodes "
@@ -385,6 +446,8 @@ def parser() -> argparse.ArgumentParser:
                    help="gather the policies matching GLOB (fnmatch on the policy column) as the seeds of NAME")
     p.add_argument("--shipped", action="append", default=[], metavar="NAME=POLICY",
                    help="the policy value that is group NAME's shipped checkpoint")
+    p.add_argument("--compare", action="append", default=[], metavar="A,B",
+                   help="A minus B paired over the same episodes (policy values, or groups with --shipped)")
     p.add_argument("--out", type=Path, default=None, help="write results.md, results.json and results.png here")
     return p
 
@@ -394,7 +457,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         groups = parse_pairs(args.group, "--group")
         shipped = parse_pairs(args.shipped, "--shipped")
-        results = summarize(read_episodes(args.inputs), groups, shipped)
+        results = summarize(read_episodes(args.inputs), groups, shipped, compare=parse_compare(args.compare))
     except (UsageError, scenario_files.ScenarioError) as e:
         print(f"seed_results: error: {e}", file=sys.stderr)
         return 2

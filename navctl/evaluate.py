@@ -6,7 +6,8 @@
 
 Writes in --out: episodes.csv (one row per episode, appended and synced as each finishes,
 sorted at the end), summary.json (per policy and scenario: rates and means with 95%
-bootstrap intervals, plus run metadata), summary.md (a table per scenario), results.png
+bootstrap intervals; each policy after the first against the first, paired over the same
+episodes; run metadata), summary.md (a table per scenario), results.png
 (success and SPL by scenario and policy) and adaptation.png (progress rate around the first
 event). Episode seeds depend only on --seed, the scenario name and the episode index, so
 the rows are the same for any --workers and backend; `--scenarios procedural-test` runs the
@@ -34,7 +35,7 @@ from navctl.episode import COLUMNS, EpisodeResult, Task, parse_row
 from navctl.errors import UsageError
 from navctl.io import CsvLog, atomic_write_json, atomic_write_text, write_csv
 from navctl.scenario_sets import ProceduralSet, Source, env_seed, resolve
-from navctl.summary import markdown, summarize
+from navctl.summary import markdown, paired_differences, summarize
 
 EPISODES_CSV = "episodes.csv"
 SUMMARY_JSON = "summary.json"
@@ -175,9 +176,11 @@ def run_info(command: str, seed: int, started: float, **fields: Any) -> dict[str
 
 def write_summary(out: Path, rows: Sequence[dict[str, str]], policies: Sequence[str], scenarios: Sequence[str],
                   info: dict[str, Any]) -> dict[str, Any]:
-    """Writes summary.json ({"results": [...], "run": info}) and returns it."""
+    """Writes summary.json ({"results": [...], "differences": [...], "run": info}) and returns it;
+    differences: every policy after the first against the first, paired over the same episodes."""
     parsed = [parse_row(r) for r in rows]
-    summary = {"results": summarize(parsed, policies, scenarios), "run": info}
+    summary = {"results": summarize(parsed, policies, scenarios),
+               "differences": paired_differences(parsed, policies, scenarios), "run": info}
     atomic_write_json(out / SUMMARY_JSON, summary)
     return summary
 
@@ -186,7 +189,8 @@ def write_report(out: Path, rows: Sequence[dict[str, str]], summary: dict[str, A
     """Writes summary.md, results.png and adaptation.png; returns the Markdown."""
     from navctl import plots
 
-    text = markdown(summary["results"], title=f"Evaluation: {summary['run']['command']}")
+    text = markdown(summary["results"], title=f"Evaluation: {summary['run']['command']}",
+                    differences=summary.get("differences", ()))
     atomic_write_text(out / SUMMARY_MD, text)
     plots.plot_results(summary["results"], out / RESULTS_PNG)
     plots.plot_adaptation([parse_row(r) for r in rows], out / ADAPTATION_PNG)

@@ -7,6 +7,11 @@ successful episodes), recovery_rate (share of events, among those that fired whi
 was making progress, after which it recovered) and mean_recovery_s (over recovered events),
 each with `<metric>_ci` = [lo, hi]; plus counts (episodes, errors, events). None stands for
 "no data" (JSON has no NaN).
+
+A paired difference compares two policies on the same episodes (same scenario, episode index
+and seed, both finished): the mean of the per-episode differences and a 95% bootstrap interval
+of it. Pairing removes the scenario-to-scenario spread both policies share, so the interval is
+much narrower than the two policies' own intervals side by side suggest.
 """
 from __future__ import annotations
 
@@ -79,6 +84,43 @@ def summarize(rows: Iterable[dict[str, Any]], policies: Sequence[str], scenarios
     return results
 
 
+PAIRED_METRICS = {"success_rate": "success", "spl": "spl"}  # result key -> parsed row field
+
+
+def paired_difference(a: Sequence[float], b: Sequence[float]) -> tuple[Optional[float], Optional[list[float]]]:
+    """Mean of a[i] - b[i] and its 95% bootstrap interval (resampling the pairs); (None, None)
+    without pairs."""
+    if len(a) != len(b):
+        raise ValueError(f"paired_difference: {len(a)} values against {len(b)}")
+    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    return _mean(d), bootstrap_ci(d)
+
+
+def paired_differences(rows: Iterable[dict[str, Any]], policies: Sequence[str],
+                       scenarios: Sequence[str]) -> list[dict[str, Any]]:
+    """Every policy after the first against the first (the reference), per scenario, from
+    parsed rows: over the episodes both finished, `pairs` and the paired difference (policy
+    minus reference) of success rate and SPL, each with `<metric>_ci`. Empty with one policy."""
+    finished: dict[tuple[str, str], dict[tuple[int, int], dict[str, Any]]] = {}
+    for row in rows:
+        if row["status"] == "ok":
+            finished.setdefault((row["policy"], row["scenario"]), {})[(row["episode"], row["seed"])] = row
+    out = []
+    reference = policies[0] if policies else None
+    for policy in policies[1:]:
+        for scenario in scenarios:
+            ref, own = finished.get((reference, scenario), {}), finished.get((policy, scenario), {})
+            keys = sorted(ref.keys() & own.keys())
+            result: dict[str, Any] = {"policy": policy, "reference": reference, "scenario": scenario,
+                                      "pairs": len(keys)}
+            for key, field_name in PAIRED_METRICS.items():
+                mean, ci = paired_difference([float(own[k][field_name]) for k in keys],
+                                             [float(ref[k][field_name]) for k in keys])
+                result[key], result[f"{key}_ci"] = mean, ci
+            out.append(result)
+    return out
+
+
 def _cell(result: dict[str, Any], key: str) -> str:
     value, ci = result.get(key), result.get(f"{key}_ci")
     if value is None:
@@ -90,8 +132,17 @@ def _cell(result: dict[str, Any], key: str) -> str:
     return text
 
 
-def markdown(results: Sequence[dict[str, Any]], title: str = "Evaluation") -> str:
-    """A table per scenario: mean [95% bootstrap interval] of every metric, one row per policy."""
+def difference_cell(value: Optional[float], ci: Optional[list[float]]) -> str:
+    """A paired difference as a table shows it: +0.047 [+0.023, +0.070]; n/a without pairs."""
+    if value is None or ci is None:
+        return "n/a"
+    return f"{value:+.3f} [{ci[0]:+.3f}, {ci[1]:+.3f}]"
+
+
+def markdown(results: Sequence[dict[str, Any]], title: str = "Evaluation",
+             differences: Sequence[dict[str, Any]] = ()) -> str:
+    """A table per scenario: mean [95% bootstrap interval] of every metric, one row per policy;
+    then, given `differences` (paired_differences), each policy against the reference."""
     lines = [f"# {title}", "",
              "Mean [95% bootstrap interval] over episodes (recovery: over events that fired while the robot "
              "was making progress). n/a: no data.", ""]
@@ -106,6 +157,14 @@ def markdown(results: Sequence[dict[str, Any]], title: str = "Evaluation") -> st
                 cells = [r["policy"], str(r["episodes"]), *(_cell(r, k) for k in METRICS), str(r["errors"])]
                 lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
+        paired = [d for d in differences if d["scenario"] == scenario]
+        if paired:
+            lines += [f"Paired against {paired[0]['reference']} (the same episodes; difference "
+                      "[95% bootstrap interval]):", "",
+                      "| policy | pairs | success difference | SPL difference |", "|---|---|---|---|"]
+            lines += [f"| {d['policy']} | {d['pairs']} | {difference_cell(d['success_rate'], d['success_rate_ci'])} | "
+                      f"{difference_cell(d['spl'], d['spl_ci'])} |" for d in paired]
+            lines.append("")
     return "\n".join(lines)
 
 

@@ -15,6 +15,7 @@ from navctl import gate, policy_names
 from navctl.cli import main
 from navctl.episode import COLUMNS, episode_seed
 from navctl.errors import UsageError
+from navctl.summary import bootstrap_ci, paired_difference, paired_differences
 from policies.base import Policy
 
 SHORT = """\
@@ -74,9 +75,40 @@ def test_writes_every_output_with_the_schema(tmp_path, short, capsys):
     run = summary["run"]
     assert run["seed"] == 3 and run["command"].startswith("navctl evaluate") and "numpy" in run["versions"]
     assert run["wall_time_s"] > 0
+    # classical against expert, paired over the same two episodes
+    (diff,) = summary["differences"]
+    assert (diff["policy"], diff["reference"], diff["scenario"], diff["pairs"]) == ("classical", "expert", "short", 2)
+    by = {(r["policy"], r["episode"]): r for r in table}
+    expected = np.mean([float(by["classical", e]["spl"]) - float(by["expert", e]["spl"]) for e in "01"])
+    assert diff["spl"] == pytest.approx(expected)
+    assert diff["spl_ci"][0] <= diff["spl"] <= diff["spl_ci"][1]
     md = (out / "summary.md").read_text()
     assert "## short" in md and "| expert |" in md and "| classical |" in md
+    assert "Paired against expert" in md and "| classical | 2 |" in md
     assert "## short" in capsys.readouterr().out  # the Markdown is printed too
+
+
+def test_paired_differences_pair_the_same_episodes_and_narrow_the_interval():
+    rng = np.random.default_rng(0)
+    hardness = rng.uniform(0.2, 1.0, 200)  # what both policies share, episode by episode
+    rows = []
+    for policy, bonus in (("a", 0.0), ("b", 0.05)):
+        for e, h in enumerate(hardness):
+            rows.append({"policy": policy, "scenario": "s", "episode": e, "seed": 100 + e, "status": "ok",
+                         "success": True, "spl": min(h + bonus, 1.0)})
+    rows.append({"policy": "b", "scenario": "s", "episode": 200, "seed": 300, "status": "ok", "success": False,
+                 "spl": 0.0})  # unpaired: a has no such episode
+    rows[3]["status"] = "error"  # a's episode 3 did not finish: not a pair
+    (d,) = paired_differences(rows, ["a", "b"], ["s"])
+    assert d["pairs"] == 199 and d["success_rate"] == 0.0 and d["success_rate_ci"] == [0.0, 0.0]
+    kept = [e for e in range(200) if e != 3]
+    assert d["spl"] == pytest.approx(np.mean([min(hardness[e] + 0.05, 1.0) - hardness[e] for e in kept]))
+    paired_width = d["spl_ci"][1] - d["spl_ci"][0]
+    a_ci = bootstrap_ci([hardness[e] for e in kept])
+    assert 0 < paired_width < 0.2 * (a_ci[1] - a_ci[0])  # the shared hardness cancels
+    assert paired_differences(rows, ["a"], ["s"]) == []
+    with pytest.raises(ValueError, match="3 values against 2"):
+        paired_difference([1, 2, 3], [1, 2])
 
 
 def test_seeds_are_stable_and_independent_of_everything_else():

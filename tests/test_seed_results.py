@@ -111,6 +111,27 @@ def test_mean_std_min_max_and_worst_seed_over_a_group(tmp_path, capsys):
     assert "| liquid | 3 | 4 | 0.75 ± 0.25 | 0.50–1.00 | 0.62 ± 0.28 | 0.35–0.90 | 0.50 / 0.35 (liquid-s1.safetensors) |" in out
 
 
+def test_compare_pairs_the_same_episodes_per_subset_and_resolves_shipped_groups(tmp_path, capsys):
+    rows = (eval_rows("s0", [1, 1, 1, 1], [0.9, 0.8, 1.0, 0.9])
+            + eval_rows("s1", [1, 0, 1, 1], [0.9, 0.0, 0.9, 0.9])
+            + eval_rows("classical", [1, 0, 0, 1], [0.5, 0.0, 0.0, 0.6])
+            + [row("classical", CHANGING, 7, 1, 0.9)])  # an episode the others did not run: no pair
+    code, out, _ = run(capsys, write(tmp_path / "ev", rows), "--group", "liquid=s*", "--shipped", "liquid=s0",
+                       "--compare", "liquid,classical", "--compare", "s1,s0", "--out", tmp_path / "res")
+    assert code == 0
+    (ts,) = json.loads((tmp_path / "res" / "results.json").read_text())["test_sets"]
+    d = {(x["policy"], x["reference"], x["subset"]): x for x in ts["differences"]}
+    everything = d["liquid", "classical", "all"]  # liquid = its shipped checkpoint s0
+    assert everything["pairs"] == 4 and everything["success_rate"] == pytest.approx(0.5)
+    assert everything["spl"] == pytest.approx(np.mean([0.4, 0.8, 1.0, 0.3]))
+    change = d["liquid", "classical", "change"]  # the CHANGING half: episodes 2 and 3
+    assert change["pairs"] == 2 and change["success_rate"] == pytest.approx(0.5)
+    assert change["success_rate_ci"] == [0.0, 1.0]
+    assert d["s1", "s0", "all"]["success_rate"] == pytest.approx(-0.25)
+    assert d["s1", "s0", "all"]["success_rate_ci"][0] < -0.2 < d["s1", "s0", "all"]["success_rate_ci"][1] <= 0
+    assert "| liquid − classical | all episodes | 4 | +0.500 [" in out
+
+
 def test_change_subset_is_chosen_by_the_scenario_not_by_the_run(tmp_path, capsys):
     rows = (eval_rows("a-s0", [0, 0, 1, 1], [0.0, 0.0, 0.9, 0.7])
             + eval_rows("a-s1", [1, 1, 0, 1], [1.0, 1.0, 0.0, 0.5]))
@@ -198,6 +219,8 @@ def test_a_seed_missing_from_a_test_set_is_not_counted_there(tmp_path, capsys, p
     ("same-name", "--group s0: the policy 's0' is in the input too"),
     ("differs", "with a different result"),
     ("value", "column success: not a number"),
+    ("compare", "--compare 's0': expected A,B"),
+    ("compare-name", "--compare: 'gone' is neither a policy of the input nor a group with --shipped"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, case, message):
     rows = eval_rows("s0", [1, 0], [0.5, 0.0]) + eval_rows("s1", [1, 1], [0.5, 0.5])
@@ -212,7 +235,9 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, case, message):
             "same-name": [good, "--group", "s0=s1"],
             "scenario": [write(tmp_path / "s", [row("s0", "my-own", 0, 1, 1.0)])],
             "differs": [good, write(tmp_path / "d", [row("s0", STATIC, 0, 0, 0.0)])],
-            "value": [write(tmp_path / "v", [row("s0", STATIC, 0, "yes", 1.0)])]}[case]
+            "value": [write(tmp_path / "v", [row("s0", STATIC, 0, "yes", 1.0)])],
+            "compare": [good, "--compare", "s0"],
+            "compare-name": [good, "--compare", "s0,gone"]}[case]
     code, out, err = run(capsys, *argv)
     assert code == 2 and out == ""
     assert err.startswith("seed_results: error: ") and message in err and err.count("\n") == 1
