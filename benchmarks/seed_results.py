@@ -30,8 +30,9 @@ and SPL with a 95% bootstrap interval of the paired differences (navctl.summary)
 policy values, or group names with a `--shipped` checkpoint (which stands for the group).
 
 Output: a Markdown table per test set on stdout and, with `--out DIR`, DIR/results.md, the
-numbers in DIR/results.json and a plot DIR/results.png. Bad input prints one line on stderr
-and exits 2.
+numbers in DIR/results.json and a plot DIR/results.png (with --compare also
+DIR/differences.png: the success differences with their intervals). Bad input prints one
+line on stderr and exits 2.
 """
 from __future__ import annotations
 
@@ -56,6 +57,7 @@ EPISODES_CSV = "episodes.csv"
 RESULTS_MD = "results.md"
 RESULTS_JSON = "results.json"
 RESULTS_PNG = "results.png"
+DIFFERENCES_PNG = "differences.png"
 REQUIRED = ("policy", "scenario", "episode", "seed", "scenario_seed", "status", "success", "spl")
 PROCEDURAL = "procedural"
 GROUP_COLOR, SINGLE_COLOR = "#9ecae1", "0.75"
@@ -412,6 +414,32 @@ def plot(results: Sequence[dict[str, Any]], path: str | os.PathLike) -> None:
         fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
 
 
+def plot_differences(results: Sequence[dict[str, Any]], path: str | os.PathLike) -> None:
+    """Per test set (columns): each --compare pair and subset as a dot at the mean success
+    difference with its 95% paired bootstrap interval as whiskers; a line at zero."""
+    from matplotlib.figure import Figure
+
+    sets = [ts for ts in results if ts.get("differences")]
+    rows = max(len(ts["differences"]) for ts in sets)
+    fig = Figure(figsize=(4.5 * len(sets), 1.0 + 0.35 * rows), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(sets), squeeze=False)[0])
+    for ax, ts in zip(axes, sets):
+        diffs = [d for d in ts["differences"] if d["success_rate"] is not None]
+        y = np.arange(len(diffs))[::-1]
+        mean = np.array([d["success_rate"] for d in diffs])
+        lo = mean - np.array([d["success_rate_ci"][0] for d in diffs])
+        hi = np.array([d["success_rate_ci"][1] for d in diffs]) - mean
+        ax.errorbar(mean, y, xerr=[lo, hi], fmt="o", ms=4, color="k", capsize=3, elinewidth=1)
+        ax.axvline(0, color="0.5", lw=0.8)
+        ax.set_yticks(y, [f"{d['policy']} − {d['reference']} ({'change' if d['subset'] == 'change' else 'all'})"
+                          for d in diffs], fontsize=8)
+        ax.set_xlabel("success difference (paired, 95% interval)", fontsize=8)
+        ax.set_title(ts["test_set"], fontsize=9)
+        ax.grid(axis="x", alpha=0.3)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+
+
 def _bars(ax: Any, rows: Sequence[dict[str, Any]], subset: str) -> None:
     x = np.arange(len(rows))
     for i, row in enumerate(rows):
@@ -469,7 +497,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         atomic_write_json(args.out / RESULTS_JSON, {"command": command, "groups": groups, "shipped": shipped,
                                                      "inputs": list(args.inputs), "test_sets": results})
         plot(results, args.out / RESULTS_PNG)
-        print(f"wrote {args.out / RESULTS_MD}, {RESULTS_JSON}, {RESULTS_PNG}", file=sys.stderr)
+        written = [RESULTS_JSON, RESULTS_PNG]
+        if any(ts.get("differences") for ts in results):
+            plot_differences(results, args.out / DIFFERENCES_PNG)
+            written.append(DIFFERENCES_PNG)
+        print(f"wrote {args.out / RESULTS_MD}, {', '.join(written)}", file=sys.stderr)
     return 0
 
 

@@ -95,6 +95,7 @@ def test_mean_std_min_max_and_worst_seed_over_a_group(tmp_path, capsys):
                        "--out", tmp_path / "res")
     assert code == 0
     results = json.loads((tmp_path / "res" / "results.json").read_text())["test_sets"]
+    assert not (tmp_path / "res" / "differences.png").exists()  # only with --compare
     liquid = find(results, "eval", "liquid")
     assert liquid["seeds"] == [f"runs/liquid-s{i}.safetensors" for i in range(3)]
     success = liquid["all"]["success_rate"]
@@ -130,6 +131,7 @@ def test_compare_pairs_the_same_episodes_per_subset_and_resolves_shipped_groups(
     assert d["s1", "s0", "all"]["success_rate"] == pytest.approx(-0.25)
     assert d["s1", "s0", "all"]["success_rate_ci"][0] < -0.2 < d["s1", "s0", "all"]["success_rate_ci"][1] <= 0
     assert "| liquid − classical | all episodes | 4 | +0.500 [" in out
+    assert (tmp_path / "res" / "differences.png").stat().st_size > 0
 
 
 def test_change_subset_is_chosen_by_the_scenario_not_by_the_run(tmp_path, capsys):
