@@ -51,7 +51,7 @@ import numpy as np
 from envs import scenarios as scenario_files
 from navctl.errors import UsageError
 from navctl.io import atomic_path, atomic_write_json, atomic_write_text, read_csv
-from navctl.summary import difference_cell, paired_difference
+from navctl.summary import PAIRED_METRICS, difference_cell, paired_difference
 
 EPISODES_CSV = "episodes.csv"
 RESULTS_MD = "results.md"
@@ -282,8 +282,7 @@ def differences(eps: Sequence[Episode], changed: set[Episode], compare: Sequence
         for subset in SUBSETS:
             keys = sorted(k for k in a.keys() & b.keys() if subset == "all" or a[k] in changed)
             row: dict[str, Any] = {"policy": a_name, "reference": b_name, "subset": subset, "pairs": len(keys)}
-            for metric in ("success_rate", "spl"):
-                field_name = "success" if metric == "success_rate" else "spl"
+            for metric, field_name in PAIRED_METRICS.items():
                 row[metric], row[f"{metric}_ci"] = paired_difference([getattr(a[k], field_name) for k in keys],
                                                                      [getattr(b[k], field_name) for k in keys])
             out.append(row)
@@ -431,8 +430,7 @@ def plot_differences(results: Sequence[dict[str, Any]], path: str | os.PathLike)
         hi = np.array([d["success_rate_ci"][1] for d in diffs]) - mean
         ax.errorbar(mean, y, xerr=[lo, hi], fmt="o", ms=4, color="k", capsize=3, elinewidth=1)
         ax.axvline(0, color="0.5", lw=0.8)
-        ax.set_yticks(y, [f"{d['policy']} − {d['reference']} ({'change' if d['subset'] == 'change' else 'all'})"
-                          for d in diffs], fontsize=8)
+        ax.set_yticks(y, [f"{d['policy']} − {d['reference']} ({d['subset']})" for d in diffs], fontsize=8)
         ax.set_xlabel("success difference (paired, 95% interval)", fontsize=8)
         ax.set_title(ts["test_set"], fontsize=9)
         ax.grid(axis="x", alpha=0.3)

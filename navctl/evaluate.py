@@ -190,7 +190,7 @@ def write_report(out: Path, rows: Sequence[dict[str, str]], summary: dict[str, A
     from navctl import plots
 
     text = markdown(summary["results"], title=f"Evaluation: {summary['run']['command']}",
-                    differences=summary.get("differences", ()))
+                    differences=summary["differences"])
     atomic_write_text(out / SUMMARY_MD, text)
     plots.plot_results(summary["results"], out / RESULTS_PNG)
     plots.plot_adaptation([parse_row(r) for r in rows], out / ADAPTATION_PNG)
